@@ -1,0 +1,48 @@
+# Two commands on a fresh machine: `make setup` then `make test`. `make run` serves.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+HOST ?= 127.0.0.1
+WORKERS ?= 1
+SHARED_MODELS ?= ../shared/models
+
+.PHONY: setup venv models migrate test test-fast run clean
+
+setup: venv .secret_key models migrate
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# A per-checkout secret for `make run`; production passes SECRET_KEY in the environment.
+.secret_key:
+	$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
+
+models: venv
+	@if [ -d "$(SHARED_MODELS)" ]; then \
+		$(BIN)/python manage.py fetch_models --source "$(SHARED_MODELS)"; \
+	else \
+		$(BIN)/python manage.py fetch_models; \
+	fi
+
+migrate: venv .secret_key
+	SECRET_KEY=$$(cat .secret_key) $(BIN)/python manage.py migrate --noinput
+
+# The suite needs PostgreSQL and Redis (see tests/settings.py for the URLs it uses).
+test: venv
+	$(BIN)/pytest
+
+test-fast: venv
+	$(BIN)/pytest -m "not e2e"
+
+run: venv .secret_key
+	SECRET_KEY=$${SECRET_KEY:-$$(cat .secret_key)} VENV=$(VENV) HOST=$(HOST) \
+		$(BIN)/honcho start --port $(PORT) --concurrency worker=$(WORKERS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

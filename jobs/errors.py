@@ -1,0 +1,110 @@
+"""One JSON error shape for every failure: {"error": {"code": ..., "message": ...}}.
+
+`code` is stable and machine-readable; `message` is for humans; validation errors add
+`fields` with every problem per field.
+"""
+
+import logging
+
+from django.http import JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+log = logging.getLogger(__name__)
+
+
+class APIError(exceptions.APIException):
+    """An error with its own code and status, raised by views and services."""
+
+    def __init__(self, code, message, status_code=status.HTTP_400_BAD_REQUEST, headers=None):
+        super().__init__(detail=message, code=code)
+        self.status_code = status_code
+        self.error_code = code
+        self.headers = headers or {}
+
+
+# Codes raised with ValidationError(..., code=X) that are worth surfacing as-is.
+OWN_VALIDATION_CODES = {"unknown_model", "unknown_class", "model_task_mismatch", "empty_image"}
+
+_CODES = {
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "throttled",
+    exceptions.ParseError: "malformed_request",
+}
+
+
+def error_body(code, message, **extra):
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def exception_handler(exc, context):
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # unexpected: Django logs it and handler500 answers in our shape
+    if isinstance(exc, APIError):
+        body = error_body(exc.error_code, str(exc.detail))
+        for name, value in exc.headers.items():
+            response[name] = value
+    elif isinstance(exc, exceptions.ValidationError):
+        body = _validation_body(exc.detail)
+    else:
+        code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), "error")
+        body = error_body(code, str(exc.detail))
+    response.data = body
+    return response
+
+
+def _validation_body(detail):
+    fields = _flatten(detail)
+    first_field, first_errors = next(iter(fields.items()), ("request", ["invalid request"]))
+    first = first_errors[0]
+    code = first.code if getattr(first, "code", None) in OWN_VALIDATION_CODES else "invalid_request"
+    prefix = "" if first_field in ("non_field_errors", "request") else f"{first_field}: "
+    return error_body(code, prefix + str(first), fields={k: [str(e) for e in v] for k, v in fields.items()})
+
+
+def _flatten(detail, prefix=""):
+    """{"field": [ErrorDetail, ...]} from DRF's nested detail (lists, dicts, indices)."""
+    if isinstance(detail, dict):
+        out = {}
+        for key, value in detail.items():
+            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(detail, list) and detail and all(not isinstance(d, (dict, list)) for d in detail):
+        return {prefix or "request": list(detail)}
+    if isinstance(detail, list):
+        out = {}
+        for index, value in enumerate(detail):
+            out.update(_flatten(value, f"{prefix}[{index}]"))
+        return out
+    return {prefix or "request": [detail]}
+
+
+def json_404(request, exception=None):
+    return JsonResponse(error_body("not_found", "No such resource."), status=404)
+
+
+def json_500(request):
+    return JsonResponse(
+        error_body("internal_error", "The server hit an unexpected error; it has been logged."),
+        status=500,
+    )
+
+
+def json_400(request, exception=None):
+    return JsonResponse(error_body("bad_request", "The request could not be understood."), status=400)
+
+
+def json_403(request, exception=None):
+    return JsonResponse(error_body("permission_denied", "You may not do that."), status=403)
+
+
+def error_response(code, message, status_code, **extra):
+    return Response(error_body(code, message, **extra), status=status_code)

@@ -1,0 +1,81 @@
+"""Job lifecycle operations used by the API, the admin and the workers."""
+
+import logging
+from pathlib import Path
+
+from celery import current_app
+from django.db import transaction
+from kombu.exceptions import OperationalError
+
+from workers.catalog import get_spec
+
+from .models import Job
+from .storage import delete_job_files
+
+log = logging.getLogger(__name__)
+
+SEGMENT_TASK = "workers.tasks.segment"
+EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif"}
+
+
+class BrokerUnavailable(Exception):
+    """The job could not be queued; it has been marked failed so it is never left stuck."""
+
+    def __init__(self, job):
+        super().__init__(f"job {job.id} could not be queued")
+        self.job = job
+
+
+def create_job(owner, upload, decoded, task, model, options):
+    """Store the upload, write the row, and queue the job once the row is committed."""
+    job = Job(
+        owner=owner,
+        task=task,
+        model=model,
+        options=options,
+        input_name=Path(upload.name or "").name[:255],
+        input_width=decoded.width,
+        input_height=decoded.height,
+    )
+    upload.seek(0)
+    job.input.save("input" + EXTENSIONS[decoded.format], upload, save=False)
+    with transaction.atomic():
+        job.save(force_insert=True)
+        transaction.on_commit(lambda: enqueue(job))
+    return job
+
+
+def enqueue(job):
+    """Send the job id (only the id) to its model's queue; the task id is the job id."""
+    try:
+        current_app.send_task(
+            SEGMENT_TASK, args=[str(job.id)], task_id=str(job.id), queue=get_spec(job.model).queue
+        )
+    except OperationalError as exc:
+        log.error("could not queue job %s: %s", job.id, exc)
+        job.fail("broker_unavailable", "The job queue is unavailable; submit the job again later.")
+        raise BrokerUnavailable(job) from exc
+
+
+def delete_job(job):
+    """Delete a job and all its files. A running attempt finds the row gone and cleans up."""
+    job_id = job.id
+    job.cancel()
+    job.delete()
+    delete_job_files(job_id)
+
+
+def recover_orphans(worker):
+    """Requeue jobs left `running` under this worker name by an earlier, killed process.
+
+    Called when a worker starts: a node runs one job at a time, so anything still running
+    under its name cannot be running now.
+    """
+    recovered = []
+    for job in Job.objects.filter(status=Job.Status.RUNNING, worker=worker):
+        if job.requeue():
+            enqueue(job)
+            recovered.append(job.id)
+    if recovered:
+        log.warning("requeued %d job(s) orphaned by an earlier %s: %s", len(recovered), worker, recovered)
+    return recovered

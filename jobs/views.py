@@ -1,0 +1,143 @@
+import mimetypes
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.http import FileResponse
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from workers.catalog import DEFAULT_MODELS, MODELS
+from workers.imageio import ImageError, decode_image
+
+from .errors import APIError
+from .files import job_file_names, token_is_valid
+from .filters import JobFilter
+from .models import Job
+from .serializers import JobCreateSerializer, JobSerializer
+from .services import BrokerUnavailable, create_job, delete_job
+from .storage import job_file_path
+
+# Multipart framing and the small form fields around the image.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+class JobViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
+    serializer_class = JobSerializer
+    filterset_class = JobFilter
+
+    def get_queryset(self):
+        # Another user's job is simply not found: 404, never 403, so ids leak nothing.
+        return Job.objects.filter(owner=self.request.user)
+
+    def create(self, request):
+        # 1. Refuse oversized bodies before Django spools them to disk.
+        _check_content_length(request)
+        serializer = JobCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        upload = serializer.validated_data["image"]
+        if upload.size > settings.MAX_UPLOAD_BYTES:
+            raise _too_large(upload.size)
+
+        # 2. Decode now, so a bad image is the client's 4xx, not a failed job later.
+        try:
+            decoded = decode_image(upload, settings.MAX_IMAGE_PIXELS)
+        except ImageError as exc:
+            raise APIError(exc.code, exc.message, exc.status) from None
+
+        # 3. Store and queue.
+        data = serializer.validated_data
+        try:
+            job = create_job(
+                request.user, upload, decoded, data["task"], data["model"], serializer.job_options()
+            )
+        except BrokerUnavailable:
+            raise APIError(
+                "queue_unavailable",
+                "The job queue is unavailable; try again shortly.",
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": "30"},
+            ) from None
+        body = JobSerializer(job, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
+    def perform_destroy(self, job):
+        delete_job(job)
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel a queued or running job. A running attempt's results are discarded."""
+        job = self.get_object()
+        if not job.cancel():
+            raise APIError(
+                "job_finished",
+                f"The job has already {job.status}; it cannot be canceled.",
+                status.HTTP_409_CONFLICT,
+            )
+        return Response(self.get_serializer(job).data)
+
+
+def _check_content_length(request):
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise APIError("malformed_request", "Content-Length is not a number.") from None
+    if length > settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD:
+        raise _too_large(length)
+
+
+def _too_large(size):
+    return APIError(
+        "upload_too_large",
+        f"the upload is {size} bytes; the limit is {settings.MAX_UPLOAD_BYTES}",
+        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+
+
+class ModelListView(APIView):
+    """Every model the service knows, whether its weights are installed, and the defaults."""
+
+    def get(self, request):
+        models = []
+        for spec in MODELS.values():
+            present, detail = spec.weights_status()
+            models.append(
+                {
+                    "name": spec.name,
+                    "task": spec.task,
+                    "description": spec.description,
+                    "labels": list(spec.labels),
+                    "input_size": list(spec.input_size),
+                    "weights": {"present": present, "detail": detail, "licence": spec.weights.licence},
+                    "default": DEFAULT_MODELS[spec.task] == spec.name,
+                }
+            )
+        return Response({"models": models, "defaults": DEFAULT_MODELS})
+
+
+class JobFileView(APIView):
+    """A job's input or output file, for its owner or the holder of a signed URL."""
+
+    permission_classes = [AllowAny]
+
+    def get(self, request, pk, name):
+        job = Job.objects.filter(pk=pk).first()
+        if job is None or name not in job_file_names(job):
+            raise NotFound()
+        is_owner = request.user.is_authenticated and job.owner_id == request.user.pk
+        if not (is_owner or token_is_valid(job.id, name, request.query_params.get("token"))):
+            raise NotFound()
+        try:
+            fileobj = default_storage.open(job_file_path(job, name), "rb")
+        except FileNotFoundError:
+            raise NotFound() from None
+        response = FileResponse(
+            fileobj, content_type=mimetypes.guess_type(name)[0] or "application/octet-stream"
+        )
+        response["Cache-Control"] = "private, max-age=3600"
+        return response

@@ -1,0 +1,58 @@
+"""Typed readers for environment variables that fail loudly on bad values.
+
+A typo such as MAX_UPLOAD_BYTES=20MB must stop the process at start with the variable's
+name in the message, not surface later as a confusing error or a silent default.
+"""
+
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _raw(name):
+    value = os.environ.get(name)
+    return None if value is None else value.strip()
+
+
+def env_str(name, default=None):
+    value = _raw(name)
+    return default if value in (None, "") else value
+
+
+def env_bool(name, default=False):
+    value = _raw(name)
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true or false)")
+
+
+def env_int(name, default, minimum=None):
+    value = _raw(name)
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} is below its minimum {minimum}")
+    return number
+
+
+def env_list(name, default=()):
+    value = _raw(name)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_path(name, default):
+    return Path(env_str(name, str(default))).expanduser().resolve()

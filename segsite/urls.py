@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("jobs.urls")),
+]
+
+# The whole site speaks JSON errors, including Django's own 400/403/404/500.
+handler400 = "jobs.errors.json_400"
+handler403 = "jobs.errors.json_403"
+handler404 = "jobs.errors.json_404"
+handler500 = "jobs.errors.json_500"

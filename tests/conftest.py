@@ -1,0 +1,60 @@
+"""The shared test world: alice and bob with API tokens, the shared eval photos, images."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+REPO = Path(__file__).resolve().parent.parent
+EVAL = REPO.parent / "shared" / "eval"
+
+
+def eval_photo(relative):
+    """A real photo from ../shared/eval; skip (with the reason) where that folder is absent."""
+    path = EVAL / relative
+    if not path.is_file():
+        pytest.skip(f"{path} is absent: the shared eval photos are not beside this checkout")
+    return path
+
+
+def image_bytes(array_or_image, fmt="PNG", **save_args):
+    image = array_or_image if isinstance(array_or_image, Image.Image) else Image.fromarray(array_or_image)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **save_args)
+    return buffer.getvalue()
+
+
+def gradient(width=64, height=48):
+    """A small RGB test image with structure (not one flat colour)."""
+    x = np.linspace(0, 255, width, dtype=np.uint8)
+    y = np.linspace(0, 255, height, dtype=np.uint8)
+    return np.stack(
+        np.broadcast_arrays(x[None, :], y[:, None], np.full((height, width), 128, np.uint8)), axis=2
+    )
+
+
+def make_user_client(django_user_model, username):
+    user = django_user_model.objects.create_user(username=username)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def alice(db, django_user_model):
+    return make_user_client(django_user_model, "alice")
+
+
+@pytest.fixture
+def bob(db, django_user_model):
+    return make_user_client(django_user_model, "bob")
+
+
+@pytest.fixture
+def anonymous():
+    return APIClient()

@@ -1,0 +1,134 @@
+"""One job, start to finish: claim, decode, infer, render, store, record.
+
+Plain functions: the Celery task, tests and management commands all call run_job().
+Only this module touches the ORM and files on the worker side, and no transaction is
+held open across inference.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from jobs.models import Job
+from jobs.storage import delete_job_files, write_job_file
+
+from . import rendering, summary
+from .catalog import SEMANTIC, get_spec
+from .imageio import ImageError, decode_image
+from .registry import ModelNotLoaded, get_engine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Rendered:
+    files: dict  # file name -> PNG bytes
+    outputs: dict  # kind -> file name
+    summary: dict
+
+
+def run_job(job_id, worker):
+    """Run one job if this attempt can claim it; safe to call again for the same id."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        log.info("job %s no longer exists; nothing to do", job_id)
+        return
+    if not job.claim(worker):
+        _give_up_if_exhausted(job)
+        return
+
+    try:
+        rendered, inference_ms, rendering_ms = _process(job)
+    except ImageError as exc:
+        job.fail(exc.code, exc.message)
+        return
+    except ModelNotLoaded as exc:
+        job.fail("model_unavailable", str(exc))
+        return
+    except Exception:
+        log.exception("job %s failed unexpectedly", job.id)
+        job.fail("internal_error", "The job failed because of an internal error.")
+        return
+
+    if not job.succeed(rendered.summary, rendered.outputs, inference_ms, rendering_ms):
+        # Canceled, deleted or taken over while we worked: our files are not the result.
+        log.info("job %s was %s before it finished; discarding results", job.id, job.status)
+        delete_job_files(job.id, keep=() if job.status != Job.Status.CANCELED else (_input_name(job),))
+
+
+def _process(job):
+    # 1. Decode the stored input exactly as the API validated it.
+    with job.input.open("rb") as fileobj:
+        decoded = decode_image(fileobj, settings.MAX_IMAGE_PIXELS)
+
+    # 2. Infer at the original size.
+    spec = get_spec(job.model)
+    engine = get_engine(job.model)
+    started = time.monotonic()
+    result = engine.infer(decoded.rgb, _engine_options(job, spec))
+    inference_ms = _elapsed_ms(started)
+
+    # 3. Render and store.
+    started = time.monotonic()
+    if spec.task == SEMANTIC:
+        rendered = _render_semantic(decoded.rgb, result, spec.labels)
+    else:
+        rendered = _render_instance(decoded.rgb, result, spec.labels)
+    for name, data in rendered.files.items():
+        write_job_file(job, name, data)
+    return rendered, inference_ms, _elapsed_ms(started)
+
+
+def _render_semantic(rgb, result, labels):
+    return Rendered(
+        files={
+            "mask.png": rendering.palette_png(result.class_map, rendering.voc_palette()),
+            "overlay.png": rendering.semantic_overlay(rgb, result.class_map, labels),
+        },
+        outputs={"mask": "mask.png", "overlay": "overlay.png"},
+        summary=summary.semantic_summary(result.class_map, labels),
+    )
+
+
+def _render_instance(rgb, result, labels):
+    height, width = rgb.shape[:2]
+    index_map = rendering.instance_map(result.instances, height, width)
+    return Rendered(
+        files={
+            "instances.png": rendering.palette_png(index_map, rendering.instance_palette()),
+            "overlay.png": rendering.instance_overlay(rgb, result.instances, index_map, labels),
+        },
+        outputs={"instances": "instances.png", "overlay": "overlay.png"},
+        summary=summary.instance_summary(result.instances, height, width, labels),
+    )
+
+
+def _engine_options(job, spec):
+    """The job's options as the engine takes them: label names become class ids."""
+    options = {}
+    if job.options.get("classes"):
+        options["class_ids"] = [spec.labels.index(name) for name in job.options["classes"]]
+    if "score_threshold" in job.options:
+        options["score_threshold"] = float(job.options["score_threshold"])
+    return options
+
+
+def _give_up_if_exhausted(job):
+    """A job redelivered after killing its worker JOB_MAX_ATTEMPTS times ends failed."""
+    if job.status in Job.ACTIVE and job.attempts >= settings.JOB_MAX_ATTEMPTS:
+        job.fail(
+            "worker_lost",
+            f"The worker running this job stopped {job.attempts} times; giving up.",
+        )
+    else:
+        log.info("job %s not claimed (status %s); skipping", job.id, job.status)
+
+
+def _input_name(job):
+    return job.input.name.rsplit("/", 1)[-1]
+
+
+def _elapsed_ms(started):
+    return int((time.monotonic() - started) * 1000)

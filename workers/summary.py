@@ -1,0 +1,40 @@
+"""JSON summaries of results: per-class pixel counts, per-instance boxes and COCO RLE."""
+
+import numpy as np
+from pycocotools import mask as coco_mask
+
+
+def semantic_summary(class_map, labels):
+    ids, counts = np.unique(class_map, return_counts=True)
+    total = class_map.size
+    return {
+        "image_size": [int(class_map.shape[1]), int(class_map.shape[0])],
+        "classes": [
+            {
+                "id": int(class_id),
+                "label": labels[class_id],
+                "pixels": int(count),
+                "fraction": round(int(count) / total, 6),
+            }
+            for class_id, count in zip(ids, counts, strict=True)
+        ],
+    }
+
+
+def instance_summary(instances, height, width, labels):
+    items = []
+    for index, instance in enumerate(instances, start=1):
+        x0, y0, x1, y1 = instance.box
+        rle = coco_mask.encode(np.asfortranarray(instance.full_mask(height, width)))
+        items.append(
+            {
+                "index": index,
+                "label": labels[instance.class_id],
+                "class_id": instance.class_id,
+                "score": round(instance.score, 4),
+                "bbox": [x0, y0, x1 - x0, y1 - y0],
+                "area": int(instance.mask.sum()),
+                "rle": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
+            }
+        )
+    return {"image_size": [width, height], "instances": items}

@@ -1,0 +1,87 @@
+"""Install weight files into SEGMENT_MODELS_DIR from a folder or URL, verified by sha256.
+
+A file is written to a temporary name and renamed only once its checksum matches, so a
+worker never sees a half-copied or corrupt weight file under the real name.
+"""
+
+import hashlib
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+CHUNK = 1 << 20
+
+
+class FetchError(Exception):
+    pass
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def is_installed(weight, models_dir):
+    path = Path(models_dir) / weight.filename
+    return path.is_file() and path.stat().st_size == weight.size and sha256_of(path) == weight.sha256
+
+
+def install(weight, models_dir, source=None, progress=True):
+    """Install one weight file; returns where it came from. Raises FetchError."""
+    models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    target = models_dir / weight.filename
+    partial = target.with_name(target.name + ".part")
+    origin = _open_source(weight, source)
+    try:
+        with (
+            origin["stream"] as stream,
+            open(partial, "wb") as out,
+            tqdm(
+                total=weight.size, unit="B", unit_scale=True, desc=weight.filename, disable=not progress
+            ) as bar,
+        ):
+            for chunk in iter(lambda: stream.read(CHUNK), b""):
+                out.write(chunk)
+                bar.update(len(chunk))
+        digest = sha256_of(partial)
+        if digest != weight.sha256:
+            raise FetchError(
+                f"{weight.filename} from {origin['where']} has sha256 {digest}, expected {weight.sha256}"
+            )
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return origin["where"]
+
+
+def _open_source(weight, source):
+    if source and not _is_url(source):
+        return _open_local(weight, Path(source))
+    url = f"{source.rstrip('/')}/{weight.filename}" if source else weight.url
+    try:
+        return {"stream": urllib.request.urlopen(url, timeout=30), "where": url}
+    except (urllib.error.URLError, OSError) as exc:
+        raise FetchError(
+            f"could not download {weight.filename} from {url}: {getattr(exc, 'reason', exc)}. "
+            f"Download it by hand and run `fetch_models --source DIR` with the folder holding it."
+        ) from None
+
+
+def _open_local(weight, folder):
+    if not folder.is_dir():
+        raise FetchError(f"--source {folder} is not a folder")
+    # Publishers' archives nest files in per-model folders; accept any depth.
+    found = next((p for p in sorted(folder.rglob(weight.filename)) if p.is_file()), None)
+    if found is None:
+        raise FetchError(f"{weight.filename} is not in {folder}; get it from {weight.url}")
+    return {"stream": open(found, "rb"), "where": str(found)}
+
+
+def _is_url(source):
+    return source.startswith(("http://", "https://", "file://"))
