@@ -32,6 +32,7 @@ models: venv
 
 migrate: venv .secret_key
 	SECRET_KEY=$$(cat .secret_key) $(BIN)/python manage.py migrate --noinput
+	SECRET_KEY=$$(cat .secret_key) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 
 # The suite needs PostgreSQL and Redis (see tests/settings.py for the URLs it uses).
 test: venv

@@ -6,7 +6,8 @@
 
 import logging
 
-from django.http import JsonResponse
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -45,6 +46,12 @@ def error_body(code, message, **extra):
 
 
 def exception_handler(exc, context):
+    # DRF answers Django's Http404 and PermissionDenied itself; turn them into DRF's own
+    # exceptions first so they get the same codes and shape as the rest.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # unexpected: Django logs it and handler500 answers in our shape

@@ -4,7 +4,6 @@ import logging
 from pathlib import Path
 
 from celery import current_app
-from django.db import transaction
 from kombu.exceptions import OperationalError
 
 from workers.catalog import get_spec
@@ -27,7 +26,12 @@ class BrokerUnavailable(Exception):
 
 
 def create_job(owner, upload, decoded, task, model, options):
-    """Store the upload, write the row, and queue the job once the row is committed."""
+    """Store the upload, commit the row, then queue the job.
+
+    Called outside any transaction (the API runs in autocommit): the worker must find the
+    committed row when the message arrives. Enqueueing explicitly after the commit, rather
+    than in an on_commit hook, lets a broker failure reach the caller as BrokerUnavailable.
+    """
     job = Job(
         owner=owner,
         task=task,
@@ -39,9 +43,8 @@ def create_job(owner, upload, decoded, task, model, options):
     )
     upload.seek(0)
     job.input.save("input" + EXTENSIONS[decoded.format], upload, save=False)
-    with transaction.atomic():
-        job.save(force_insert=True)
-        transaction.on_commit(lambda: enqueue(job))
+    job.save(force_insert=True)
+    enqueue(job)
     return job
 
 

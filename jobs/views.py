@@ -64,7 +64,7 @@ class JobViewSet(
                 headers={"Retry-After": "30"},
             ) from None
         body = JobSerializer(job, context={"request": request}).data
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": str(body["url"])})
 
     def perform_destroy(self, job):
         delete_job(job)

@@ -88,9 +88,8 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
+# Filled by `manage.py collectstatic` (make setup); WhiteNoise serves it from gunicorn.
 STATIC_ROOT = env_path("STATIC_ROOT", BASE_DIR / "staticfiles")
-# Serve admin assets from the app itself in development, so `make run` needs no collectstatic.
-WHITENOISE_USE_FINDERS = True
 
 # Uploads and results. Files are never served from MEDIA_URL: the API serves them after an
 # ownership or signature check (jobs/files.py), so MEDIA_ROOT must not be web-exposed.

@@ -5,9 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kombu.exceptions import OperationalError
 from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
+
+from jobs import services
 
 REPO = Path(__file__).resolve().parent.parent
 EVAL = REPO.parent / "shared" / "eval"
@@ -58,3 +61,21 @@ def bob(db, django_user_model):
 @pytest.fixture
 def anonymous():
     return APIClient()
+
+
+class SentTasks:
+    def __init__(self):
+        self.calls = []
+        self.fail = False
+
+    def send_task(self, name, args=None, task_id=None, queue=None, **kwargs):
+        if self.fail:
+            raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        self.calls.append({"name": name, "args": args, "task_id": task_id, "queue": queue, **kwargs})
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    recorder = SentTasks()
+    monkeypatch.setattr(services, "current_app", recorder)
+    return recorder

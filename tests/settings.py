@@ -13,6 +13,9 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 # Database 15 keeps test messages away from a `make run` on the same Redis (database 0).
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="segment-test-media-"))
+# The live server answers each request in a new thread; persistent connections would
+# outlive those threads and block dropping the test database.
+os.environ.setdefault("DB_CONN_MAX_AGE", "0")
 os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
 
 from segsite.settings import *  # noqa: E402,F403

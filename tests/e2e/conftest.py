@@ -1,0 +1,147 @@
+"""End-to-end fixtures: real Celery worker processes and an HTTP client for the live server.
+
+Workers run the production settings module (segsite.settings) against the test database,
+the test Redis database and the test media folder, with the real weights.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+from django.conf import settings
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+REPO = Path(__file__).resolve().parents[2]
+TERMINAL = {"succeeded", "failed", "canceled"}
+
+
+class WorkerProcess:
+    """A `celery worker` in its own process group, so SIGKILL takes its pool child too."""
+
+    def __init__(self, name, log_path):
+        self.name = name
+        self.log_path = log_path
+        self.process = None
+
+    def start(self, timeout=90):
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "segsite.settings",
+            "DATABASE_URL": _test_database_url(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "SEGMENT_MODELS_DIR": str(settings.SEGMENT_MODELS_DIR),
+            "SECRET_KEY": settings.SECRET_KEY,
+            "PYTHONUNBUFFERED": "1",
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "segsite",
+            "worker",
+            "--queues",
+            "light",
+            "--concurrency",
+            "1",
+            "--hostname",
+            f"{self.name}@%h",
+            "--loglevel",
+            "INFO",
+        ]
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.log()}")
+            if " ready." in self.log():
+                return self
+            time.sleep(0.2)
+        raise AssertionError(f"worker not ready after {timeout}s:\n{self.log()}")
+
+    def log(self):
+        return Path(self.log_path).read_text(errors="replace")
+
+    def alive(self):
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self):
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self):
+        if self.alive():
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def _test_database_url():
+    db = connection.settings_dict
+    assert db["ENGINE"].endswith("postgresql"), "the end-to-end tests need PostgreSQL"
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def clean_broker():
+    """Drop messages an earlier, interrupted run left in the test Redis database."""
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+
+@pytest.fixture(scope="session")
+def start_worker(django_db_setup, django_db_blocker, clean_broker, tmp_path_factory):
+    started = []
+
+    def start(name):
+        worker = WorkerProcess(name, tmp_path_factory.mktemp("workers") / f"{name}.log")
+        started.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+class Client:
+    """An API client speaking HTTP to the live server, as a mobile app would."""
+
+    def __init__(self, base_url, token):
+        self.base_url = base_url
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Token {token}"
+
+    def submit(self, data, filename="photo.jpg", **fields):
+        return self.session.post(
+            f"{self.base_url}/api/v1/jobs/", files={"image": (filename, data)}, data=fields, timeout=60
+        )
+
+    def get(self, url):
+        return self.session.get(url, timeout=30)
+
+    def wait(self, url, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.get(url).json()
+            if job["status"] in TERMINAL:
+                return job
+            time.sleep(0.05)
+        raise AssertionError(f"job still {job['status']} after {timeout}s: {job}")
+
+
+@pytest.fixture
+def client(live_server, django_user_model):
+    user = django_user_model.objects.create_user(username="mobile-app")
+    return Client(live_server.url, Token.objects.create(user=user).key)

@@ -1,0 +1,192 @@
+import uuid
+
+import pytest
+from django.core.files.storage import default_storage
+
+from jobs.models import Job
+from tests.odd_images import cases
+
+from .helpers import assert_error, submit
+
+pytestmark = pytest.mark.django_db
+
+
+def test_submit_answers_202_with_the_job_and_its_location(alice, sent):
+    response = submit(alice, "semantic")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued" and body["task"] == "semantic"
+    assert body["model"] == "deeplabv3_mnv2_pascal"
+    assert response["Location"] == body["url"]
+    assert body["input"]["width"] == 64 and body["input"]["height"] == 48
+    assert body["result"] is None and body["error"] is None
+
+
+def test_the_broker_carries_only_the_job_id_which_is_the_task_id(alice, sent):
+    job_id = submit(alice, "instance").json()["id"]
+    assert sent.calls == [
+        {"name": "workers.tasks.segment", "args": [job_id], "task_id": job_id, "queue": "light"}
+    ]
+    job = Job.objects.get(pk=job_id)
+    assert job.owner == alice.user and job.model == "yolov8n_seg_coco"
+    assert default_storage.exists(job.input.name)
+
+
+def test_options_are_validated_and_stored(alice, sent):
+    body = submit(alice, "instance", classes="cat, dog", score_threshold="0.3").json()
+    assert body["options"] == {"classes": ["cat", "dog"], "score_threshold": 0.3}
+    body = submit(alice, "semantic", classes=["person", "cat"]).json()
+    assert body["options"] == {"classes": ["cat", "person"]}
+
+
+@pytest.mark.parametrize(
+    "fields, code",
+    [
+        ({"task": "panoptic"}, "invalid_request"),
+        ({"task": "semantic", "model": "nope"}, "unknown_model"),
+        ({"task": "semantic", "model": "yolov8n_seg_coco"}, "model_task_mismatch"),
+        ({"task": "semantic", "classes": "person,unicorn"}, "unknown_class"),
+        ({"task": "instance", "score_threshold": "1.5"}, "invalid_request"),
+        ({"task": "instance", "score_threshold": "lots"}, "invalid_request"),
+        ({"task": "semantic", "score_threshold": "0.5"}, "invalid_request"),
+    ],
+)
+def test_bad_fields_get_400_with_a_code(alice, sent, fields, code):
+    task = fields.pop("task")
+    error = assert_error(submit(alice, task, **fields), 400, code)
+    assert error["fields"]
+    assert sent.calls == [] and Job.objects.count() == 0
+
+
+def test_a_missing_image_or_task_is_400(alice, sent):
+    assert_error(
+        alice.post("/api/v1/jobs/", {"task": "semantic"}, format="multipart"), 400, "invalid_request"
+    )
+    assert_error(alice.post("/api/v1/jobs/", {}, format="multipart"), 400, "invalid_request")
+
+
+def test_a_json_body_is_refused_clearly(alice, sent):
+    error = assert_error(alice.post("/api/v1/jobs/", {"task": "semantic"}, format="json"), 400)
+    assert "image" in error["message"]
+
+
+@pytest.mark.parametrize("case", [c for c in cases() if c.expect != "ok"], ids=lambda c: c.name)
+def test_bad_uploads_get_their_4xx_and_create_no_job(alice, sent, case):
+    assert_error(submit(alice, "semantic", data=case.data, name=case.filename), case.expect)
+    assert Job.objects.count() == 0 and sent.calls == []
+
+
+@pytest.mark.parametrize("case", [c for c in cases() if c.expect == "ok"], ids=lambda c: c.name)
+def test_odd_but_valid_uploads_become_jobs_at_their_displayed_size(alice, sent, case):
+    body = submit(alice, "semantic", data=case.data, name=case.filename).json()
+    assert body["status"] == "queued"
+    assert (body["input"]["width"], body["input"]["height"]) == case.size
+
+
+def test_an_upload_over_the_byte_limit_is_413(alice, sent, settings):
+    settings.MAX_UPLOAD_BYTES = 2048
+    assert_error(submit(alice, data=b"\xff\xd8" + b"\0" * 4000, name="big.jpg"), 413, "upload_too_large")
+    big_body = b"\0" * (2048 + 70 * 1024)
+    assert_error(submit(alice, data=big_body, name="huge.jpg"), 413, "upload_too_large")
+
+
+def test_unauthenticated_requests_get_401(anonymous):
+    for response in (anonymous.get("/api/v1/jobs/"), anonymous.get("/api/v1/models/"), submit(anonymous)):
+        assert_error(response, 401, "not_authenticated")
+    anonymous.credentials(HTTP_AUTHORIZATION="Token not-a-token")
+    assert_error(anonymous.get("/api/v1/jobs/"), 401, "authentication_failed")
+
+
+def test_when_the_broker_is_down_submit_is_503_and_the_job_is_not_left_queued(alice, sent):
+    sent.fail = True
+    response = submit(alice)
+    assert_error(response, 503, "queue_unavailable")
+    assert response["Retry-After"] == "30"
+    job = Job.objects.get()
+    assert job.status == "failed" and job.error_code == "broker_unavailable"
+
+
+def test_list_shows_only_my_jobs_newest_first_with_filters(alice, bob, sent):
+    first = submit(alice, "semantic").json()["id"]
+    second = submit(alice, "instance").json()["id"]
+    submit(bob, "semantic")
+    body = alice.get("/api/v1/jobs/").json()
+    assert body["count"] == 2 and [j["id"] for j in body["results"]] == [second, first]
+    assert [j["id"] for j in alice.get("/api/v1/jobs/?task=semantic").json()["results"]] == [first]
+    assert alice.get("/api/v1/jobs/?model=yolov8n_seg_coco").json()["count"] == 1
+    assert alice.get("/api/v1/jobs/?status=succeeded").json()["count"] == 0
+    assert_error(alice.get("/api/v1/jobs/?status=exploded"), 400)
+
+
+def test_list_is_paginated(alice, sent):
+    for _ in range(3):
+        submit(alice)
+    page = alice.get("/api/v1/jobs/?page_size=2").json()
+    assert page["count"] == 3 and len(page["results"]) == 2 and page["next"]
+    assert len(alice.get(page["next"]).json()["results"]) == 1
+    assert_error(alice.get("/api/v1/jobs/?page=99"), 404, "not_found")
+
+
+def test_another_users_job_is_404_on_every_url(alice, bob, sent):
+    job = submit(alice).json()
+    urls = [job["url"], job["url"] + "cancel/"]
+    assert_error(bob.get(job["url"]), 404, "not_found")
+    assert_error(bob.post(urls[1]), 404, "not_found")
+    assert_error(bob.delete(job["url"]), 404, "not_found")
+    unsigned_input = job["input"]["url"].split("?")[0]
+    assert_error(bob.get(unsigned_input), 404, "not_found")
+    assert alice.get(job["url"]).json()["status"] == "queued"
+
+
+def test_unknown_or_malformed_job_ids_are_404(alice):
+    assert_error(alice.get(f"/api/v1/jobs/{uuid.uuid4()}/"), 404, "not_found")
+    assert_error(alice.get("/api/v1/jobs/not-a-uuid/"), 404, "not_found")
+    assert_error(alice.get("/api/v1/nowhere/"), 404, "not_found")
+
+
+def test_cancel_a_queued_job_then_409_once_it_has_ended(alice, sent):
+    job = submit(alice).json()
+    response = alice.post(job["url"] + "cancel/")
+    assert response.status_code == 200 and response.json()["status"] == "canceled"
+    assert_error(alice.post(job["url"] + "cancel/"), 409, "job_finished")
+
+
+def test_delete_removes_the_job_and_its_files(alice, sent):
+    job = submit(alice).json()
+    row = Job.objects.get(pk=job["id"])
+    assert default_storage.exists(row.input.name)
+    assert alice.delete(job["url"]).status_code == 204
+    assert not Job.objects.filter(pk=job["id"]).exists()
+    assert not default_storage.exists(row.input.name)
+    assert_error(alice.get(job["url"]), 404)
+
+
+def test_file_urls_are_signed_and_expire(alice, anonymous, sent, settings):
+    job = submit(alice).json()
+    signed = job["input"]["url"]
+    response = anonymous.get(signed)
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    assert alice.get(signed.split("?")[0]).status_code == 200  # the owner needs no token
+    tampered = signed[:-3] + ("AAA" if not signed.endswith("AAA") else "BBB")
+    assert_error(anonymous.get(tampered), 404)
+    other_file = signed.replace("input.png", "mask.png")
+    assert_error(anonymous.get(other_file), 404)
+    settings.FILE_URL_MAX_AGE = -1  # every token is now too old
+    assert_error(anonymous.get(signed), 404)
+
+
+def test_models_lists_every_engine_with_weights_state_and_defaults(alice, settings, tmp_path):
+    body = alice.get("/api/v1/models/").json()
+    by_name = {m["name"]: m for m in body["models"]}
+    assert body["defaults"] == {"semantic": "deeplabv3_mnv2_pascal", "instance": "yolov8n_seg_coco"}
+    voc = by_name["deeplabv3_mnv2_pascal"]
+    assert voc["task"] == "semantic" and voc["labels"][15] == "person" and voc["input_size"] == [513, 513]
+    assert voc["weights"]["present"] is True and voc["default"] is True
+    assert len(by_name["yolov8n_seg_coco"]["labels"]) == 80
+    settings.SEGMENT_MODELS_DIR = tmp_path
+    missing = alice.get("/api/v1/models/").json()["models"][0]["weights"]
+    assert missing["present"] is False and "fetch_models" in missing["detail"]
+
+
+def test_method_not_allowed_is_json(alice):
+    assert_error(alice.put("/api/v1/models/"), 405, "method_not_allowed")

@@ -1,0 +1,69 @@
+"""Job transitions are conditional updates: whoever loses a race changes nothing."""
+
+import pytest
+
+from jobs.models import Job
+from jobs.services import recover_orphans
+
+from .helpers import submit
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def job(alice, sent):
+    return Job.objects.get(pk=submit(alice).json()["id"])
+
+
+def test_a_queued_job_is_claimed_once(job):
+    assert job.claim("w1@host")
+    assert job.status == "running" and job.attempts == 1 and job.worker == "w1@host"
+    assert job.queue_ms is not None and job.started_at is not None
+    assert not Job.objects.get(pk=job.pk).claim("w2@host")
+
+
+def test_a_redelivery_to_the_same_worker_reclaims_its_dead_attempt(job):
+    assert job.claim("w1@host")
+    assert job.claim("w1@host")
+    assert job.attempts == 2
+
+
+def test_claims_stop_at_the_attempt_limit(job, settings):
+    settings.JOB_MAX_ATTEMPTS = 2
+    assert job.claim("w1@host") and job.claim("w1@host")
+    assert not job.claim("w1@host")
+    assert job.attempts == 2
+
+
+def test_only_the_attempt_that_claimed_can_succeed(job):
+    job.claim("w1@host")
+    stale = Job.objects.get(pk=job.pk)
+    job.claim("w1@host")  # a second attempt took over
+    assert not stale.succeed({}, {}, 1, 1)
+    assert job.succeed({"ok": True}, {"mask": "mask.png"}, 1, 2)
+    assert job.status == "succeeded" and job.finished_at and job.result == {"ok": True}
+
+
+def test_a_canceled_job_cannot_succeed_or_be_claimed(job):
+    job.claim("w1@host")
+    Job.objects.get(pk=job.pk).cancel()
+    assert not job.succeed({}, {}, 1, 1)
+    assert job.status == "canceled"
+    assert not job.claim("w1@host")
+
+
+def test_terminal_jobs_cannot_fail_or_cancel_again(job):
+    job.fail("invalid_image", "broken")
+    assert not job.cancel() and not job.fail("other", "x")
+    assert job.error_code == "invalid_image"
+
+
+def test_a_restarted_worker_requeues_only_its_own_orphans(alice, sent):
+    mine, other = (Job.objects.get(pk=submit(alice).json()["id"]) for _ in range(2))
+    mine.claim("w1@host")
+    other.claim("w2@host")
+    sent.calls.clear()
+    assert recover_orphans("w1@host") == [mine.pk]
+    assert Job.objects.get(pk=mine.pk).status == "queued"
+    assert Job.objects.get(pk=other.pk).status == "running"
+    assert [c["task_id"] for c in sent.calls] == [str(mine.pk)]

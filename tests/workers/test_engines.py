@@ -1,0 +1,60 @@
+"""The real models on real photos, in process: what the engines return at original size."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import eval_photo
+
+
+def rgb_of(relative):
+    return np.asarray(Image.open(eval_photo(relative)).convert("RGB"))
+
+
+def test_deeplab_finds_the_astronaut_at_the_original_size(engines):
+    rgb = rgb_of("photos/astronaut.jpg")
+    class_map = engines.get_engine("deeplabv3_mnv2_pascal").infer(rgb, {}).class_map
+    assert class_map.shape == rgb.shape[:2]
+    assert (class_map == 15).mean() >= 0.30
+
+
+def test_deeplab_keeps_only_the_requested_classes(engines):
+    rgb = rgb_of("photos/astronaut.jpg")
+    class_map = engines.get_engine("deeplabv3_mnv2_pascal").infer(rgb, {"class_ids": [5]}).class_map
+    assert set(np.unique(class_map)) <= {0, 5}
+
+
+def test_deeplab_handles_a_non_square_photo(engines):
+    rgb = rgb_of("max/stc.jpg")
+    class_map = engines.get_engine("deeplabv3_mnv2_pascal").infer(rgb, {}).class_map
+    assert class_map.shape == rgb.shape[:2]
+    assert (class_map == 15).mean() > 0.1  # the people in the middle
+    assert (class_map[:60, :120] == 0).all()  # the top-left corner is background
+
+
+def test_yolo_finds_the_cat_with_a_mask_inside_its_box(engines):
+    rgb = rgb_of("photos/chelsea.jpg")
+    instances = engines.get_engine("yolov8n_seg_coco").infer(rgb, {}).instances
+    cat = instances[0]
+    assert cat.class_id == 15 and cat.score >= 0.5  # COCO_80[15] == "cat"
+    x0, y0, x1, y1 = cat.box
+    assert cat.mask.shape == (y1 - y0, x1 - x0)
+    assert cat.mask.sum() > 0.5 * rgb.shape[0] * rgb.shape[1]
+
+
+def test_yolo_respects_threshold_and_classes(engines):
+    rgb = rgb_of("photos/coffee.jpg")
+    engine = engines.get_engine("yolov8n_seg_coco")
+    labels = engine.spec.labels
+    everything = engine.infer(rgb, {"score_threshold": 0.25}).instances
+    assert {"cup", "dining table"} <= {labels[i.class_id] for i in everything}
+    cups = engine.infer(rgb, {"score_threshold": 0.25, "class_ids": [labels.index("cup")]}).instances
+    assert [labels[i.class_id] for i in cups] == ["cup"]
+    assert all(i.score >= 0.9 for i in engine.infer(rgb, {"score_threshold": 0.9}).instances)
+
+
+@pytest.mark.parametrize("name", ["deeplabv3_mnv2_pascal", "yolov8n_seg_coco"])
+def test_engines_take_tiny_and_extreme_aspect_images(engines, name):
+    engine = engines.get_engine(name)
+    for shape in [(1, 1, 3), (2, 2000, 3), (900, 3, 3)]:
+        engine.infer(np.full(shape, 90, dtype=np.uint8), {})

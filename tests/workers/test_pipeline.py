@@ -1,0 +1,101 @@
+"""run_job in process: claim, decode, infer, render, store, record, with real engines."""
+
+import io
+
+import numpy as np
+import pytest
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from jobs.models import Job
+from jobs.storage import job_file_path
+from tests.conftest import eval_photo, gradient, image_bytes
+from tests.jobs.helpers import submit
+from workers.pipeline import run_job
+
+pytestmark = pytest.mark.django_db
+
+
+def submitted(client, path=None, **fields):
+    data = eval_photo(path).read_bytes() if path else image_bytes(gradient())
+    response = submit(client, data=data, name="in.jpg" if path else "in.png", **fields)
+    assert response.status_code == 202, response.content
+    return Job.objects.get(pk=response.json()["id"])
+
+
+def open_output(job, name):
+    with default_storage.open(job_file_path(job, name)) as handle:
+        return Image.open(io.BytesIO(handle.read()))
+
+
+def test_a_semantic_job_writes_mask_and_overlay_at_original_size(alice, sent, engines):
+    job = submitted(alice, "photos/astronaut.jpg", task="semantic")
+    run_job(job.pk, "w@test")
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error_message
+    assert job.outputs == {"mask": "mask.png", "overlay": "overlay.png"}
+    mask = open_output(job, "mask.png")
+    assert mask.mode == "P" and mask.size == (job.input_width, job.input_height)
+    assert (np.asarray(mask) == 15).mean() >= 0.30
+    assert open_output(job, "overlay.png").size == mask.size
+    person = next(c for c in job.result["classes"] if c["label"] == "person")
+    assert person["fraction"] >= 0.30
+    assert job.inference_ms is not None and job.rendering_ms is not None
+
+
+def test_an_instance_job_writes_instances_overlay_and_rle(alice, sent, engines):
+    job = submitted(alice, "photos/chelsea.jpg", task="instance")
+    run_job(job.pk, "w@test")
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error_message
+    cat = job.result["instances"][0]
+    assert cat["label"] == "cat" and cat["score"] >= 0.5 and cat["index"] == 1
+    instances = np.asarray(open_output(job, "instances.png"))
+    assert instances.shape == (job.input_height, job.input_width)
+    assert (instances == 1).sum() == cat["area"] or (instances == 1).sum() <= cat["area"]
+    assert set(cat) >= {"bbox", "area", "rle", "class_id"}
+
+
+def test_running_the_same_job_twice_does_nothing_the_second_time(alice, sent, engines):
+    job = submitted(alice, task="semantic")
+    run_job(job.pk, "w@test")
+    finished = Job.objects.get(pk=job.pk)
+    run_job(job.pk, "w2@test")
+    again = Job.objects.get(pk=job.pk)
+    assert again.attempts == finished.attempts == 1 and again.finished_at == finished.finished_at
+
+
+def test_a_job_canceled_before_it_runs_is_skipped(alice, sent, engines):
+    job = submitted(alice, task="semantic")
+    job.cancel()
+    run_job(job.pk, "w@test")
+    job.refresh_from_db()
+    assert job.status == "canceled" and job.attempts == 0
+
+
+def test_a_corrupted_stored_input_fails_the_job_cleanly(alice, sent, engines):
+    job = submitted(alice, task="semantic")
+    with default_storage.open(job.input.name, "wb") as handle:
+        handle.write(b"overwritten")
+    run_job(job.pk, "w@test")
+    job.refresh_from_db()
+    assert job.status == "failed" and job.error_code == "invalid_image"
+
+
+def test_a_job_of_a_model_this_worker_does_not_serve_fails_clearly(alice, sent, engines, monkeypatch):
+    from workers import registry
+
+    job = submitted(alice, task="semantic")
+    monkeypatch.delitem(registry._engines, "deeplabv3_mnv2_pascal")
+    run_job(job.pk, "w@test")
+    job.refresh_from_db()
+    assert job.status == "failed" and job.error_code == "model_unavailable"
+
+
+def test_a_job_that_exhausted_its_attempts_fails_as_worker_lost(alice, sent, engines, settings):
+    settings.JOB_MAX_ATTEMPTS = 1
+    job = submitted(alice, task="semantic")
+    job.claim("w@test")  # the attempt whose worker died
+    run_job(job.pk, "w@test")
+    job.refresh_from_db()
+    assert job.status == "failed" and job.error_code == "worker_lost"
