@@ -85,7 +85,10 @@ class Job(models.Model):
     def _transition(self, condition, **changes):
         """Apply `changes` only if the row still matches `condition`; refresh; report."""
         updated = Job.objects.filter(Q(pk=self.pk) & condition).update(**changes)
-        self.refresh_from_db()
+        try:
+            self.refresh_from_db()
+        except Job.DoesNotExist:  # deleted meanwhile: nothing to refresh, nothing changed
+            return False
         return updated == 1
 
     def claim(self, worker):
@@ -121,10 +124,17 @@ class Job(models.Model):
             finished_at=timezone.now(),
         )
 
-    def fail(self, code, message):
-        """queued/running -> failed with a machine-readable code and a human message."""
+    def fail(self, code, message, attempt=None):
+        """queued/running -> failed with a machine-readable code and a human message.
+
+        A worker passes its `attempt` so that a stale attempt cannot fail a job that a
+        later attempt now owns.
+        """
+        condition = (
+            Q(status__in=self.ACTIVE) if attempt is None else Q(status=self.Status.RUNNING, attempts=attempt)
+        )
         return self._transition(
-            Q(status__in=self.ACTIVE),
+            condition,
             status=self.Status.FAILED,
             error_code=code,
             error_message=message,

@@ -49,7 +49,9 @@ def env_int(name, default, minimum=None):
 
 def env_list(name, default=()):
     value = _raw(name)
-    if value is None:
+    # Empty means unset, as for the other readers: compose files turn an undefined
+    # ${ALLOWED_HOSTS} into "", which must not silently mean "no hosts at all".
+    if not value:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
 

@@ -39,23 +39,33 @@ def run_job(job_id, worker):
         _give_up_if_exhausted(job)
         return
 
+    attempt = job.attempts
     try:
         rendered, inference_ms, rendering_ms = _process(job)
     except ImageError as exc:
-        job.fail(exc.code, exc.message)
+        job.fail(exc.code, exc.message, attempt)
         return
     except ModelNotLoaded as exc:
-        job.fail("model_unavailable", str(exc))
+        job.fail("model_unavailable", str(exc), attempt)
         return
     except Exception:
         log.exception("job %s failed unexpectedly", job.id)
-        job.fail("internal_error", "The job failed because of an internal error.")
+        job.fail("internal_error", "The job failed because of an internal error.", attempt)
         return
 
     if not job.succeed(rendered.summary, rendered.outputs, inference_ms, rendering_ms):
-        # Canceled, deleted or taken over while we worked: our files are not the result.
-        log.info("job %s was %s before it finished; discarding results", job.id, job.status)
-        delete_job_files(job.id, keep=() if job.status != Job.Status.CANCELED else (_input_name(job),))
+        _discard(job)
+
+
+def _discard(job):
+    """Our attempt lost: the job was canceled or deleted while it ran (or taken over)."""
+    status = Job.objects.filter(pk=job.pk).values_list("status", flat=True).first()
+    log.info("job %s is %s; discarding this attempt's results", job.id, status or "deleted")
+    if status is None:
+        delete_job_files(job.id)
+    elif status == Job.Status.CANCELED:
+        delete_job_files(job.id, keep=(_input_name(job),))
+    # Otherwise another attempt owns the job and its files: leave them alone.
 
 
 def _process(job):

@@ -66,12 +66,13 @@ def semantic_overlay(rgb, class_map, labels):
 
 
 def instance_map(instances, height, width):
-    """(H, W) uint8: pixel value = 1-based instance index; higher scores drawn on top."""
+    """(H, W) uint8: pixel value = 1-based position in `instances`; higher scores on top."""
     index_map = np.zeros((height, width), dtype=np.uint8)
-    for index in range(len(instances), 0, -1):  # lowest score first, so the best wins
-        x0, y0, x1, y1 = instances[index - 1].box
+    by_score = sorted(range(len(instances)), key=lambda i: instances[i].score)
+    for position in by_score:  # lowest score first, so where masks overlap the best wins
+        x0, y0, x1, y1 = instances[position].box
         region = index_map[y0:y1, x0:x1]
-        region[instances[index - 1].mask] = index
+        region[instances[position].mask] = position + 1
     return index_map
 
 

@@ -16,7 +16,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture(scope="module")
 def worker(start_worker):
-    return start_worker("flow")
+    worker = start_worker("flow")
+    yield worker
+    worker.stop()  # no other module's jobs may land on this worker
 
 
 def fetch_image(url):

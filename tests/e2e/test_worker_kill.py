@@ -40,6 +40,7 @@ def test_a_job_whose_worker_is_killed_completes_once_after_a_restart(start_worke
     # 1. Kill the whole worker (main process and pool child) while the job runs.
     running = wait_for_status(job_id, {"running", "succeeded"}, timeout=60)
     assert running.status == "running", "the job finished before the kill; the window is too small"
+    assert running.worker.startswith("killed@"), f"claimed by {running.worker}, not the worker under test"
     worker.kill()
     time.sleep(1)
     assert Job.objects.get(pk=job_id).status == "running"  # orphaned: nobody will finish it
@@ -49,7 +50,7 @@ def test_a_job_whose_worker_is_killed_completes_once_after_a_restart(start_worke
     restarted = start_worker("killed")
     done = wait_for_status(job_id, {"succeeded", "failed", "canceled"}, timeout=120)
     assert done.status == "succeeded", done.error_message
-    assert done.attempts == 2
+    assert done.attempts == 2 and done.worker == running.worker
     assert sorted(default_storage.listdir(f"jobs/{job_id}")[1]) == ["input.jpg", "mask.png", "overlay.png"]
     assert "requeued 1 job(s) orphaned" in restarted.log()
     print(
@@ -61,3 +62,4 @@ def test_a_job_whose_worker_is_killed_completes_once_after_a_restart(start_worke
     time.sleep(2)
     again = Job.objects.get(pk=job_id)
     assert again.attempts == 2 and again.finished_at == done.finished_at
+    restarted.stop()

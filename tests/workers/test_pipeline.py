@@ -99,3 +99,49 @@ def test_a_job_that_exhausted_its_attempts_fails_as_worker_lost(alice, sent, eng
     run_job(job.pk, "w@test")
     job.refresh_from_db()
     assert job.status == "failed" and job.error_code == "worker_lost"
+
+
+class InterruptingEngine:
+    """Wraps the real engine and lets the test act on the job while inference runs."""
+
+    def __init__(self, engine, during):
+        self.engine, self.during = engine, during
+
+    def infer(self, rgb, options):
+        self.during()
+        return self.engine.infer(rgb, options)
+
+
+def run_interrupted(job, during, monkeypatch):
+    from workers import pipeline
+
+    real = pipeline.get_engine(job.model)
+    monkeypatch.setattr(pipeline, "get_engine", lambda name: InterruptingEngine(real, during))
+    run_job(job.pk, "w@test")
+
+
+def test_a_job_canceled_while_running_keeps_its_input_and_no_outputs(alice, sent, engines, monkeypatch):
+    job = submitted(alice, task="semantic")
+    run_interrupted(job, lambda: Job.objects.get(pk=job.pk).cancel(), monkeypatch)
+    job.refresh_from_db()
+    assert job.status == "canceled" and job.result is None
+    assert default_storage.listdir(f"jobs/{job.pk}")[1] == ["input.png"]
+
+
+def test_a_job_deleted_while_running_leaves_no_files(alice, sent, engines, monkeypatch):
+    from jobs.services import delete_job
+
+    job = submitted(alice, task="semantic")
+    run_interrupted(job, lambda: delete_job(Job.objects.get(pk=job.pk)), monkeypatch)
+    assert not Job.objects.filter(pk=job.pk).exists()
+    assert not default_storage.exists(f"jobs/{job.pk}/mask.png")
+    assert not default_storage.exists(f"jobs/{job.pk}/input.png")
+
+
+def test_a_stale_attempt_cannot_fail_the_attempt_that_took_over(alice, sent):
+    job = submitted(alice, task="semantic")
+    job.claim("w@test")
+    stale_attempt = job.attempts
+    job.claim("w@test")
+    assert not job.fail("internal_error", "stale", attempt=stale_attempt)
+    assert job.status == "running"

@@ -17,6 +17,9 @@ LETTERBOX_PAD = 114  # Ultralytics' grey, what the model was trained with
 IOU_THRESHOLD = 0.5
 MAX_DETECTIONS = 100
 DEFAULT_SCORE_THRESHOLD = 0.5
+# A threshold of 0 would keep all 8400 anchors, including those whose only allowed class
+# scored 0 (they would come out as class 0, "person"); below this nothing is an object.
+MIN_SCORE = 0.01
 MASK_THRESHOLD = 0.5
 
 
@@ -68,7 +71,7 @@ class YoloV8SegEngine(Engine):
             class_scores = np.where(allowed, class_scores, 0.0)
         classes = class_scores.argmax(axis=1)
         scores = class_scores[np.arange(len(classes)), classes]
-        keep = scores >= threshold
+        keep = scores >= max(threshold, MIN_SCORE)
         pred, scores, classes = pred[keep], scores[keep], classes[keep]
 
         cx, cy, w, h = (pred[:, :4] * self.size).T

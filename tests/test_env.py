@@ -1,0 +1,118 @@
+import os
+import subprocess
+import sys
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from segsite.env import env_bool, env_int, env_list
+from tests.conftest import REPO
+
+NAME = "SEGMENT_TEST_SETTING"
+
+
+@pytest.mark.parametrize("value", ["1", "true", "True", "YES", "on", " true "])
+def test_env_bool_reads_true(monkeypatch, value):
+    monkeypatch.setenv(NAME, value)
+    assert env_bool(NAME, default=False) is True
+
+
+@pytest.mark.parametrize("value", ["0", "false", "FALSE", "no", "off", ""])
+def test_env_bool_reads_false(monkeypatch, value):
+    monkeypatch.setenv(NAME, value)
+    assert env_bool(NAME, default=True) is False
+
+
+def test_env_bool_falls_back_to_its_default_when_unset(monkeypatch):
+    monkeypatch.delenv(NAME, raising=False)
+    assert env_bool(NAME, default=True) is True
+    assert env_bool(NAME) is False
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "y"])
+def test_env_bool_rejects_anything_else_naming_the_variable(monkeypatch, value):
+    monkeypatch.setenv(NAME, value)
+    with pytest.raises(ImproperlyConfigured, match=f"{NAME}='{value}' is not a boolean"):
+        env_bool(NAME)
+
+
+def test_env_int_reads_an_integer(monkeypatch):
+    monkeypatch.setenv(NAME, " 4096 ")
+    assert env_int(NAME, 10, minimum=1024) == 4096
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_env_int_falls_back_to_its_default_when_unset_or_empty(monkeypatch, value):
+    if value is None:
+        monkeypatch.delenv(NAME, raising=False)
+    else:
+        monkeypatch.setenv(NAME, value)
+    assert env_int(NAME, 300) == 300
+
+
+@pytest.mark.parametrize("value", ["20MB", "1.5", "ten"])
+def test_env_int_rejects_a_non_integer_naming_the_variable(monkeypatch, value):
+    monkeypatch.setenv(NAME, value)
+    with pytest.raises(ImproperlyConfigured, match=f"{NAME}='{value}' is not an integer"):
+        env_int(NAME, 10)
+
+
+def test_env_int_rejects_a_value_below_its_minimum_naming_the_variable(monkeypatch):
+    monkeypatch.setenv(NAME, "9")
+    with pytest.raises(ImproperlyConfigured, match=f"{NAME}=9 is below its minimum 10"):
+        env_int(NAME, 300, minimum=10)
+    monkeypatch.setenv(NAME, "10")
+    assert env_int(NAME, 300, minimum=10) == 10
+
+
+def test_env_list_splits_on_commas_and_drops_blanks(monkeypatch):
+    monkeypatch.setenv(NAME, " example.com,, api.example.com ,")
+    assert env_list(NAME) == ["example.com", "api.example.com"]
+
+
+def test_env_list_falls_back_to_a_copy_of_its_default_when_unset(monkeypatch):
+    monkeypatch.delenv(NAME, raising=False)
+    default = ("localhost", "127.0.0.1")
+    assert env_list(NAME, default) == ["localhost", "127.0.0.1"]
+    assert env_list(NAME) == []
+
+
+def start_django(**env):
+    """Run django.setup() on the production settings in a fresh process with this environment."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
+    environ.update(DJANGO_SETTINGS_MODULE="segsite.settings", **env)
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=REPO,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_settings_refuse_to_load_without_a_secret_key_when_debug_is_off():
+    started = start_django(DEBUG="false")
+
+    assert started.returncode != 0
+    assert "ImproperlyConfigured" in started.stderr and "SECRET_KEY is not set" in started.stderr
+
+
+def test_settings_load_without_a_secret_key_in_debug():
+    started = start_django(DEBUG="true")
+
+    assert started.returncode == 0, started.stderr
+
+
+def test_settings_refuse_a_malformed_variable_naming_it():
+    started = start_django(DEBUG="true", MAX_UPLOAD_BYTES="20MB")
+
+    assert started.returncode != 0
+    assert "MAX_UPLOAD_BYTES='20MB' is not an integer" in started.stderr
+
+
+def test_an_empty_list_variable_means_unset_not_empty(monkeypatch):
+    from segsite.env import env_list
+
+    monkeypatch.setenv("SOME_HOSTS", "")
+    assert env_list("SOME_HOSTS", ["localhost"]) == ["localhost"]
