@@ -6,6 +6,8 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 WORKERS ?= 1
 SHARED_MODELS ?= ../shared/models
+# manage.py with the per-checkout secret unless the environment brings its own.
+MANAGE = SECRET_KEY=$${SECRET_KEY:-$$(cat .secret_key)} $(BIN)/python manage.py
 
 .PHONY: setup venv models migrate test test-fast run clean
 
@@ -23,16 +25,16 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 .secret_key:
 	$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
 
-models: venv
+models: venv .secret_key
 	@if [ -d "$(SHARED_MODELS)" ]; then \
-		$(BIN)/python manage.py fetch_models --source "$(SHARED_MODELS)"; \
+		$(MANAGE) fetch_models --source "$(SHARED_MODELS)"; \
 	else \
-		$(BIN)/python manage.py fetch_models; \
+		$(MANAGE) fetch_models; \
 	fi
 
 migrate: venv .secret_key
-	SECRET_KEY=$$(cat .secret_key) $(BIN)/python manage.py migrate --noinput
-	SECRET_KEY=$$(cat .secret_key) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(MANAGE) migrate --noinput
+	$(MANAGE) collectstatic --noinput --verbosity 0
 
 # The suite needs PostgreSQL and Redis (see tests/settings.py for the URLs it uses).
 test: venv
