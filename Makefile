@@ -6,8 +6,9 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 WORKERS ?= 1
 SHARED_MODELS ?= ../shared/models
-# manage.py with the per-checkout secret unless the environment brings its own.
-MANAGE = SECRET_KEY=$${SECRET_KEY:-$$(cat .secret_key)} $(BIN)/python manage.py
+# The per-checkout secret unless the environment brings its own.
+WITH_SECRET = SECRET_KEY=$${SECRET_KEY:-$$(cat .secret_key)}
+MANAGE = $(WITH_SECRET) $(BIN)/python manage.py
 
 .PHONY: setup venv models migrate test test-fast run clean
 
@@ -44,7 +45,7 @@ test-fast: venv
 	$(BIN)/pytest -m "not e2e"
 
 run: venv .secret_key
-	SECRET_KEY=$${SECRET_KEY:-$$(cat .secret_key)} VENV=$(VENV) HOST=$(HOST) \
+	$(WITH_SECRET) VENV=$(VENV) HOST=$(HOST) \
 		$(BIN)/honcho start --port $(PORT) --concurrency worker=$(WORKERS)
 
 clean:
