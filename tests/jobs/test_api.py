@@ -190,3 +190,22 @@ def test_models_lists_every_engine_with_weights_state_and_defaults(alice, settin
 
 def test_method_not_allowed_is_json(alice):
     assert_error(alice.put("/api/v1/models/"), 405, "method_not_allowed")
+
+
+def test_a_malformed_multipart_body_is_a_json_400(alice, sent):
+    response = alice.generic(
+        "POST", "/api/v1/jobs/", b"--nope\r\ngarbage", content_type="multipart/form-data; boundary=abc"
+    )
+    assert response.status_code == 400
+    assert "error" in response.json()
+
+
+def test_a_flood_of_form_fields_is_a_json_400(alice, sent):
+    fields = {f"f{i}": "x" for i in range(1500)}
+    response = alice.post("/api/v1/jobs/", {"task": "semantic", **fields}, format="multipart")
+    assert response.status_code == 400
+    assert "error" in response.json()
+
+
+def test_too_many_classes_is_a_400(alice, sent):
+    assert_error(submit(alice, "semantic", classes=",".join(["person"] * 101)), 400, "invalid_request")
