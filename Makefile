@@ -16,10 +16,11 @@ setup: venv .secret_key models migrate
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-heavy.txt requirements-heavy-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt -r requirements-heavy.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-heavy-nodeps.txt
 	touch $@
 
 # A per-checkout secret for `make run`; production passes SECRET_KEY in the environment.

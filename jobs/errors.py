@@ -26,7 +26,7 @@ class APIError(exceptions.APIException):
 
 
 # Codes raised with ValidationError(..., code=X) that are worth surfacing as-is.
-OWN_VALIDATION_CODES = {"unknown_model", "unknown_class", "model_task_mismatch", "empty_image"}
+OWN_VALIDATION_CODES = {"unknown_model", "unknown_class", "model_task_mismatch", "model_unavailable"}
 
 _CODES = {
     exceptions.NotAuthenticated: "not_authenticated",

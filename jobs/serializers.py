@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from workers.catalog import DEFAULT_MODELS, MODELS, TASKS
+from workers.catalog import MODELS, TASKS, default_models
 
 from .files import signed_file_url
 from .models import Job
@@ -26,7 +26,7 @@ class JobCreateSerializer(serializers.Serializer):
     score_threshold = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
 
     def validate(self, data):
-        name = data.get("model") or DEFAULT_MODELS[data["task"]]
+        name = data.get("model") or default_models()[data["task"]]
         spec = MODELS.get(name)
         if spec is None:
             raise serializers.ValidationError(
@@ -36,6 +36,12 @@ class JobCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {"model": f"model {name!r} does {spec.task} segmentation, not {data['task']}"},
                 code="model_task_mismatch",
+            )
+        present, detail = spec.weights_status()
+        if not present:
+            # Nothing could ever run the job: refuse it rather than leave it queued.
+            raise serializers.ValidationError(
+                {"model": f"model {name!r} is not installed on this server"}, code="model_unavailable"
             )
         unknown = [c for c in data.get("classes", []) if c not in spec.labels]
         if unknown:

@@ -10,12 +10,13 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from workers.catalog import DEFAULT_MODELS, MODELS
+from workers.catalog import MODELS, default_models
 from workers.imageio import ImageError, decode_image
 
 from .errors import APIError
 from .files import job_file_names, token_is_valid
 from .filters import JobFilter
+from .liveness import live_queues
 from .models import Job
 from .serializers import JobCreateSerializer, JobSerializer
 from .services import BrokerUnavailable, create_job, delete_job
@@ -100,9 +101,11 @@ def _too_large(size):
 
 
 class ModelListView(APIView):
-    """Every model the service knows, whether its weights are installed, and the defaults."""
+    """Every model: its weights' state, the live workers serving it, and the defaults."""
 
     def get(self, request):
+        defaults = default_models()
+        serving = live_queues()
         models = []
         for spec in MODELS.values():
             present, detail = spec.weights_status()
@@ -114,10 +117,11 @@ class ModelListView(APIView):
                     "labels": list(spec.labels),
                     "input_size": list(spec.input_size),
                     "weights": {"present": present, "detail": detail, "licence": spec.weights.licence},
-                    "default": DEFAULT_MODELS[spec.task] == spec.name,
+                    "workers": serving.get(spec.queue, []),
+                    "default": defaults[spec.task] == spec.name,
                 }
             )
-        return Response({"models": models, "defaults": DEFAULT_MODELS})
+        return Response({"models": models, "defaults": defaults})
 
 
 class JobFileView(APIView):

@@ -68,8 +68,10 @@ def semantic_overlay(rgb, class_map, labels):
 def instance_map(instances, height, width):
     """(H, W) uint8: pixel value = 1-based position in `instances`; higher scores on top."""
     index_map = np.zeros((height, width), dtype=np.uint8)
-    by_score = sorted(range(len(instances)), key=lambda i: instances[i].score)
-    for position in by_score:  # lowest score first, so where masks overlap the best wins
+    # Lowest score first, so where masks overlap the best wins; on a tie, the one listed
+    # first (the better-ranked) is painted last.
+    by_score = sorted(range(len(instances)), key=lambda i: (instances[i].score, -i))
+    for position in by_score:
         x0, y0, x1, y1 = instances[position].box
         region = index_map[y0:y1, x0:x1]
         region[instances[position].mask] = position + 1

@@ -1,6 +1,8 @@
-"""Worker process start-up: load resident engines, recover this node's orphaned jobs."""
+"""Worker start-up: choose and check the models, load them per process, recover orphans."""
 
 import logging
+import os
+import signal
 
 from celery.signals import worker_init, worker_process_init, worker_ready
 from django.db import connections
@@ -8,34 +10,54 @@ from django.db import connections
 from jobs.services import recover_orphans
 
 from . import registry
-from .catalog import model_problems, worker_model_names
+from .catalog import model_problems, queues_for, worker_model_names
 
 log = logging.getLogger(__name__)
+
+# Set in the main process before the pool forks, so every pool process inherits it.
+_served = []
+
+
+@worker_init.connect
+def choose_models(sender, **kwargs):
+    """Refuse to start a worker whose models cannot be loaded or whose queues do not fit."""
+    consumed = set(sender.app.amqp.queues.consume_from)
+    names = worker_model_names(consumed)
+    problems = [f"{name}: {problem}" for name, problem in model_problems(names)]
+    if not names:
+        problems.append(
+            f"no model to serve on queues {sorted(consumed)}: start the worker with --queues "
+            "light (or a heavy model's queue), and install weights with `manage.py fetch_models`"
+        )
+    elif not problems and set(queues_for(names)) != consumed:
+        problems.append(
+            f"models {names} are routed to queues {queues_for(names)}, but this worker consumes "
+            f"{sorted(consumed)}: start it with --queues {','.join(queues_for(names))}"
+        )
+    if problems:
+        message = "worker cannot start:\n  " + "\n  ".join(problems)
+        log.critical(message)
+        # Celery logs and swallows exceptions from signal handlers; SystemExit is not one.
+        raise SystemExit(message)
+    _served[:] = names
 
 
 @worker_process_init.connect
 def load_models(**kwargs):
-    # Runs in each pool child after the fork: models load here, once per process, not in
+    # Runs in each pool process after the fork: models load here, once per process, not in
     # the parent (an interpreter's threads do not survive fork) and never per task.
     connections.close_all()  # never share the parent's database sockets
-    registry.load_engines(worker_model_names())
+    try:
+        registry.load_engines(_served)
+    except Exception:
+        # A bad weight file fails the same way every time: stop the whole worker, with the
+        # reason in its log, instead of letting the pool restart this process forever.
+        log.critical("worker cannot start: loading %s failed", _served, exc_info=True)
+        os.kill(os.getppid(), signal.SIGTERM)
+        os._exit(1)
     log.info("worker process ready with models: %s", ", ".join(registry.loaded_names()))
 
 
 @worker_ready.connect
 def requeue_orphans(sender, **kwargs):
     recover_orphans(sender.hostname)
-
-
-@worker_init.connect
-def check_models(**kwargs):
-    """Refuse to start a worker whose models cannot be loaded, saying which and why."""
-    names = worker_model_names()
-    problems = [f"{name}: {problem}" for name, problem in model_problems(names)]
-    if not names:
-        problems.append("no model to serve: install weights with `python manage.py fetch_models`")
-    if problems:
-        message = "worker cannot start:\n  " + "\n  ".join(problems)
-        log.critical(message)
-        # Celery logs and swallows exceptions from signal handlers; SystemExit is not one.
-        raise SystemExit(message)

@@ -209,3 +209,32 @@ def test_a_flood_of_form_fields_is_a_json_400(alice, sent):
 
 def test_too_many_classes_is_a_400(alice, sent):
     assert_error(submit(alice, "semantic", classes=",".join(["person"] * 101)), 400, "invalid_request")
+
+
+@pytest.fixture
+def heavy_installed(settings, tmp_path):
+    """The light weights plus (placeholder) heavy weight files in the models folder."""
+    from workers.catalog import MODELS
+
+    for spec in MODELS.values():
+        target = tmp_path / spec.weights.filename
+        if spec.optional:
+            target.write_bytes(b"placeholder")
+        else:
+            target.symlink_to(spec.weights_path())
+    settings.SEGMENT_MODELS_DIR = tmp_path
+    return tmp_path
+
+
+def test_the_default_model_is_the_heavy_one_once_its_weights_are_installed(alice, sent, heavy_installed):
+    assert submit(alice, "semantic").json()["model"] == "deeplabv3plus_xception_pascal"
+    body = submit(alice, "instance").json()
+    assert body["model"] == "mask_rcnn_coco"
+    assert sent.calls[-1]["queue"] == "mask_rcnn_coco"
+    assert alice.get("/api/v1/models/").json()["defaults"]["instance"] == "mask_rcnn_coco"
+
+
+def test_a_model_whose_weights_are_not_installed_is_refused(alice, sent):
+    error = assert_error(submit(alice, "instance", model="mask_rcnn_coco"), 400, "model_unavailable")
+    assert "not installed" in error["message"]
+    assert Job.objects.count() == 0

@@ -161,3 +161,12 @@ def test_instance_overlay_with_no_instances_is_the_photo():
     _, pixels = decoded(instance_overlay(rgb, [], np.zeros((30, 40), dtype=np.uint8), COCO_80))
 
     assert np.array_equal(pixels, rgb)
+
+
+def test_instance_map_gives_a_tie_to_the_instance_listed_first():
+    from workers.engines.base import Instance
+    from workers.rendering import instance_map
+
+    full = np.ones((4, 4), dtype=bool)
+    tied = [Instance(1, 0.9, (0, 0, 4, 4), full), Instance(2, 0.9, (0, 0, 4, 4), full)]
+    assert (instance_map(tied, 4, 4) == 1).all()

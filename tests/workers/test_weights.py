@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from workers.catalog import MODELS, WeightFile
+from workers.catalog import MODELS, WeightFile, required_model_names
 from workers.weights import FetchError, install, is_installed
 
 SHARED_MODELS = Path(__file__).resolve().parents[3] / "shared" / "models"
@@ -114,11 +114,13 @@ def test_fetch_models_installs_every_model_from_the_shared_folder(settings, tmp_
     out, err = run_fetch_models(source=str(shared_models()))
 
     assert err == ""
-    for name, spec in MODELS.items():
-        assert f"{name}: installed {spec.weights.filename} from {shared_models()}" in out
+    required = [MODELS[name] for name in required_model_names()]
+    for spec in required:
+        assert f"{spec.name}: installed {spec.weights.filename} from {shared_models()}" in out
         assert is_installed(spec.weights, tmp_path)
         assert spec.weights_status() == (True, None)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(s.weights.filename for s in MODELS.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(s.weights.filename for s in required)
+    assert "mask_rcnn_coco" not in out  # optional models only on request
 
 
 def test_fetch_models_says_already_installed_on_a_second_run(settings, tmp_path):
@@ -128,8 +130,8 @@ def test_fetch_models_says_already_installed_on_a_second_run(settings, tmp_path)
     out, err = run_fetch_models(source=str(shared_models()))
 
     assert err == ""
-    for name, spec in MODELS.items():
-        assert f"{name}: {spec.weights.filename} already installed" in out
+    for name in required_model_names():
+        assert f"{name}: {MODELS[name].weights.filename} already installed" in out
     assert ": installed " not in out
 
 
@@ -179,3 +181,31 @@ def test_fetch_models_rejects_an_unknown_model_name(settings, tmp_path):
         run_fetch_models(models="deeplabv3_mnv2_pascal,no_such_model")
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fetch_models_installs_an_optional_model_from_a_folder_without_a_checksum(settings, tmp_path):
+    settings.SEGMENT_MODELS_DIR = tmp_path / "models"
+    source = tmp_path / "downloads" / "nested"
+    source.mkdir(parents=True)
+    (source / "mask_rcnn_coco.h5").write_bytes(b"checked layer by layer when a worker loads it")
+
+    out, _ = run_fetch_models(source=str(tmp_path / "downloads"), models="mask_rcnn_coco")
+
+    assert "mask_rcnn_coco: installed mask_rcnn_coco.h5" in out
+    assert MODELS["mask_rcnn_coco"].weights_status() == (True, None)
+
+
+def test_fetch_models_without_network_names_the_heavy_files_and_where_to_get_them(settings, tmp_path):
+    settings.SEGMENT_MODELS_DIR = tmp_path
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="2 model"):
+        call_command(
+            "fetch_models",
+            models="mask_rcnn_coco,deeplabv3plus_xception_pascal",
+            source="http://127.0.0.1:9/nothing-listens-here",
+            verbosity=0,
+            stdout=io.StringIO(),
+            stderr=err,
+        )
+    for name in ("mask_rcnn_coco", "deeplabv3plus_xception_pascal"):
+        assert f"{name}: could not download {MODELS[name].weights.filename}" in err.getvalue()

@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# Instance engines: a job's default score threshold, and the floor below which nothing is
+# an object (a threshold of 0 would otherwise keep every candidate, however empty).
+DEFAULT_SCORE_THRESHOLD = 0.5
+MIN_SCORE = 0.01
+
 
 @dataclass
 class SemanticResult:

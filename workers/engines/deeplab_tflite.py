@@ -35,10 +35,10 @@ class DeepLabTFLiteEngine(Engine):
         # 3. Back to the original size; nearest keeps ids exact.
         small = Image.fromarray(class_map.astype(np.uint8))
         full = np.asarray(small.resize((width, height), Image.NEAREST))
-        return SemanticResult(class_map=_keep_classes(full, options.get("class_ids")))
+        return SemanticResult(class_map=keep_classes(full, options.get("class_ids")))
 
 
-def _keep_classes(class_map, class_ids):
+def keep_classes(class_map, class_ids):
     """Set pixels of classes the client did not ask for to background (0)."""
     if not class_ids:
         return class_map

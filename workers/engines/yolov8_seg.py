@@ -10,16 +10,12 @@ import math
 import numpy as np
 from PIL import Image
 
-from .base import Engine, Instance, InstanceResult
+from .base import DEFAULT_SCORE_THRESHOLD, MIN_SCORE, Engine, Instance, InstanceResult
 from .litert import make_interpreter
 
 LETTERBOX_PAD = 114  # Ultralytics' grey, what the model was trained with
 IOU_THRESHOLD = 0.5
 MAX_DETECTIONS = 100
-DEFAULT_SCORE_THRESHOLD = 0.5
-# A threshold of 0 would keep all 8400 anchors, including those whose only allowed class
-# scored 0 (they would come out as class 0, "person"); below this nothing is an object.
-MIN_SCORE = 0.01
 MASK_THRESHOLD = 0.5
 
 

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from workers.catalog import MODELS
+from workers.catalog import MODELS, required_model_names
 from workers.weights import FetchError, install, is_installed
 
 
@@ -14,11 +14,15 @@ class Command(BaseCommand):
             help="folder (searched recursively) or base URL holding the files; "
             "default: each file's canonical download URL",
         )
-        parser.add_argument("--models", help="comma-separated model names (default: all)")
+        parser.add_argument("--models", help="comma-separated model names (default: the required ones)")
+        parser.add_argument("--all", action="store_true", help="also the optional (heavy) models")
         parser.add_argument("--force", action="store_true", help="reinstall files already present")
 
     def handle(self, source=None, models=None, force=False, **options):
-        names = [n.strip() for n in models.split(",")] if models else list(MODELS)
+        if models:
+            names = [n.strip() for n in models.split(",")]
+        else:
+            names = list(MODELS) if options["all"] else required_model_names()
         unknown = [n for n in names if n not in MODELS]
         if unknown:
             raise CommandError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")

@@ -1,0 +1,185 @@
+"""The pixellib models (random-weight fixtures) end to end, on queues of their own.
+
+The fixture files are written by tests/fixtures/heavy_weights.py in a separate process,
+under the real file names, and workers load them exactly as they load the real ones.
+"""
+
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from jobs.models import Job
+from tests.conftest import eval_photo
+from workers.catalog import MODELS
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+REPO = Path(__file__).resolve().parents[2]
+HEAVY = ["deeplabv3plus_xception_pascal", "mask_rcnn_coco"]
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    """The installed light weights plus random-weight heavy files, in one folder."""
+    folder = tmp_path_factory.mktemp("models")
+    for spec in MODELS.values():
+        if spec.name not in HEAVY:
+            (folder / spec.weights.filename).symlink_to(spec.weights_path())
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    subprocess.run(
+        [sys.executable, "-m", "tests.fixtures.heavy_weights", str(folder)],
+        cwd=REPO,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=600,
+    )
+    return folder
+
+
+@pytest.fixture
+def heavy_settings(settings, models_dir):
+    settings.SEGMENT_MODELS_DIR = models_dir  # the web side sees the heavy weights too
+    return models_dir
+
+
+def heavy_worker(start_worker, models_dir, names):
+    env = {"SEGMENT_MODELS_DIR": str(models_dir), "WORKER_MODELS": ",".join(names)}
+    queues = ",".join(MODELS[name].queue for name in names)
+    return start_worker(
+        "heavy-" + "-".join(n.split("_")[0] for n in names), queues=queues, env=env, timeout=240
+    )
+
+
+def fetch(url):
+    response = requests.get(url, timeout=30)
+    assert response.status_code == 200
+    return Image.open(io.BytesIO(response.content))
+
+
+def test_both_heavy_models_run_through_the_api_with_the_light_models_output_shape(
+    start_worker, heavy_settings, client
+):
+    worker = heavy_worker(start_worker, heavy_settings, HEAVY)
+    photo = eval_photo("photos/chelsea.jpg").read_bytes()
+
+    semantic = client.wait(
+        client.submit(photo, "chelsea.jpg", task="semantic", model="deeplabv3plus_xception_pascal").headers[
+            "Location"
+        ],
+        timeout=120,
+    )
+    assert semantic["status"] == "succeeded", semantic["error"]
+    assert set(semantic["result"]["files"]) == {"mask", "overlay"}
+    assert set(semantic["result"]["summary"]) == {"image_size", "classes"}
+    mask = np.asarray(fetch(semantic["result"]["files"]["mask"]))
+    assert mask.shape == (300, 451) and (mask == 15).mean() > 0.5  # the fixture leans to person
+
+    instance = client.wait(
+        client.submit(photo, "chelsea.jpg", task="instance", model="mask_rcnn_coco").headers["Location"],
+        timeout=120,
+    )
+    assert instance["status"] == "succeeded", instance["error"]
+    assert set(instance["result"]["files"]) == {"instances", "overlay"}
+    found = instance["result"]["summary"]["instances"]
+    assert found and {i["label"] for i in found} == {"cat"}
+    assert set(found[0]) == {"index", "label", "class_id", "score", "bbox", "area", "rle"}
+    index_map = np.asarray(fetch(instance["result"]["files"]["instances"]))
+    assert index_map.shape == (300, 451) and index_map.max() >= 1
+    assert (index_map == 1).sum() > 0 and found[0]["area"] > 0
+    overlay = np.asarray(fetch(instance["result"]["files"]["overlay"]).convert("RGB"))
+    original = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"))
+    assert (overlay != original).any(axis=2).mean() > 0.01  # masks and boxes were drawn
+    assert Job.objects.get(pk=instance["id"]).worker == Job.objects.get(pk=semantic["id"]).worker
+    print(
+        f"\nheavy jobs: deeplab {semantic['timings']}, mask r-cnn {instance['timings']}, "
+        f"{len(found)} instances"
+    )
+    worker.stop()
+
+
+def test_light_jobs_do_not_wait_behind_heavy_ones(start_worker, heavy_settings, client):
+    light = start_worker("light-beside-heavy")
+    heavy = heavy_worker(start_worker, heavy_settings, ["mask_rcnn_coco"])
+    photo = eval_photo("photos/astronaut.jpg").read_bytes()
+
+    heavy_urls = [
+        client.submit(photo, "a.jpg", task="instance", model="mask_rcnn_coco").headers["Location"]
+        for _ in range(3)
+    ]
+    light_started = time.monotonic()
+    light_jobs = [
+        client.wait(
+            client.submit(photo, "a.jpg", task="semantic", model="deeplabv3_mnv2_pascal").headers["Location"]
+        )
+        for _ in range(5)
+    ]
+    light_seconds = time.monotonic() - light_started
+    heavy_jobs = [client.wait(url, timeout=180) for url in heavy_urls]
+
+    assert all(job["status"] == "succeeded" for job in light_jobs + heavy_jobs)
+    light_workers = {Job.objects.get(pk=job["id"]).worker for job in light_jobs}
+    heavy_workers = {Job.objects.get(pk=job["id"]).worker for job in heavy_jobs}
+    assert light_workers == {f"light-beside-heavy@{light_hostname(light)}"}
+    assert heavy_workers == {f"{heavy.name}@{light_hostname(heavy)}"}
+    last_light = max(Job.objects.get(pk=job["id"]).finished_at for job in light_jobs)
+    last_heavy = max(Job.objects.get(pk=job["id"]).finished_at for job in heavy_jobs)
+    assert last_light < last_heavy  # the light jobs finished while heavy ones were still queued
+    light_ms = [job["timings"]["inference_ms"] + job["timings"]["rendering_ms"] for job in light_jobs]
+    models = client.get(f"{client.base_url}/api/v1/models/").json()["models"]
+    serving = {m["name"]: m["workers"] for m in models}
+    assert serving["mask_rcnn_coco"] == [f"{heavy.name}@{light_hostname(heavy)}"]
+    assert serving["yolov8n_seg_coco"] == [f"light-beside-heavy@{light_hostname(light)}"]
+    print(
+        f"\n5 light jobs in {light_seconds:.2f} s (work per job {light_ms} ms) while 3 Mask R-CNN jobs "
+        f"took {(last_heavy - min(Job.objects.get(pk=j['id']).created_at for j in heavy_jobs)).total_seconds():.1f} s"
+    )
+    light.stop()
+    heavy.stop()
+
+
+def light_hostname(worker):
+    return os.uname().nodename
+
+
+def test_a_worker_refuses_to_start_with_a_wrong_or_missing_weight_file(start_worker, models_dir, tmp_path):
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    (wrong / "mask_rcnn_coco.h5").symlink_to(models_dir / "deeplabv3_xception_tf_dim_ordering_tf_kernels.h5")
+    refused = start_worker(
+        "wrong-weights",
+        queues="mask_rcnn_coco",
+        expect_ready=False,
+        env={"SEGMENT_MODELS_DIR": str(wrong), "WORKER_MODELS": "mask_rcnn_coco"},
+    )
+    refused.process.wait(timeout=120)  # the pool process's failed load stops the whole worker
+    assert "does not fit" in refused.log() and "mask_rcnn_coco.h5" in refused.log()
+
+    missing = start_worker(
+        "no-weights",
+        queues="mask_rcnn_coco",
+        expect_ready=False,
+        env={"SEGMENT_MODELS_DIR": str(tmp_path), "WORKER_MODELS": "mask_rcnn_coco"},
+    )
+    missing.process.wait(timeout=60)
+    assert missing.process.returncode != 0
+    assert "mask_rcnn_coco.h5 is missing" in missing.log() and "PixelLib/releases" in missing.log()
+
+    wrong_queue = start_worker(
+        "wrong-queue",
+        queues="light",
+        expect_ready=False,
+        env={"SEGMENT_MODELS_DIR": str(models_dir), "WORKER_MODELS": "mask_rcnn_coco"},
+    )
+    wrong_queue.process.wait(timeout=60)
+    assert wrong_queue.process.returncode != 0
+    assert "start it with --queues mask_rcnn_coco" in wrong_queue.log()
