@@ -151,35 +151,29 @@ def light_hostname(worker):
     return os.uname().nodename
 
 
+def refused_log(start_worker, name, models_dir, queues="mask_rcnn_coco", timeout=120):
+    """Start a Mask R-CNN worker that must refuse to start; return its log."""
+    worker = start_worker(
+        name,
+        queues=queues,
+        expect_ready=False,
+        env={"SEGMENT_MODELS_DIR": str(models_dir), "WORKER_MODELS": "mask_rcnn_coco"},
+    )
+    worker.process.wait(timeout=timeout)
+    assert not worker.alive()
+    return worker.log()
+
+
 def test_a_worker_refuses_to_start_with_a_wrong_or_missing_weight_file(start_worker, models_dir, tmp_path):
     wrong = tmp_path / "wrong"
     wrong.mkdir()
     (wrong / "mask_rcnn_coco.h5").symlink_to(models_dir / "deeplabv3_xception_tf_dim_ordering_tf_kernels.h5")
-    refused = start_worker(
-        "wrong-weights",
-        queues="mask_rcnn_coco",
-        expect_ready=False,
-        env={"SEGMENT_MODELS_DIR": str(wrong), "WORKER_MODELS": "mask_rcnn_coco"},
-    )
-    refused.process.wait(timeout=120)  # the pool process's failed load stops the whole worker
-    assert "does not fit" in refused.log() and "mask_rcnn_coco.h5" in refused.log()
+    # The pool process's failed load stops the whole worker.
+    log = refused_log(start_worker, "wrong-weights", wrong)
+    assert "does not fit" in log and "mask_rcnn_coco.h5" in log
 
-    missing = start_worker(
-        "no-weights",
-        queues="mask_rcnn_coco",
-        expect_ready=False,
-        env={"SEGMENT_MODELS_DIR": str(tmp_path), "WORKER_MODELS": "mask_rcnn_coco"},
-    )
-    missing.process.wait(timeout=60)
-    assert missing.process.returncode != 0
-    assert "mask_rcnn_coco.h5 is missing" in missing.log() and "PixelLib/releases" in missing.log()
+    log = refused_log(start_worker, "no-weights", tmp_path / "empty")
+    assert "mask_rcnn_coco.h5 is missing" in log and "PixelLib/releases" in log
 
-    wrong_queue = start_worker(
-        "wrong-queue",
-        queues="light",
-        expect_ready=False,
-        env={"SEGMENT_MODELS_DIR": str(models_dir), "WORKER_MODELS": "mask_rcnn_coco"},
-    )
-    wrong_queue.process.wait(timeout=60)
-    assert wrong_queue.process.returncode != 0
-    assert "start it with --queues mask_rcnn_coco" in wrong_queue.log()
+    log = refused_log(start_worker, "wrong-queue", models_dir, queues="light")
+    assert "start it with --queues mask_rcnn_coco" in log
