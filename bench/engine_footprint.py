@@ -5,6 +5,7 @@
 Run one invocation per worker kind (the light models together, each heavy model alone):
 the memory figure is the whole process, as a worker's pool process would hold it.
 """
+
 import argparse
 import os
 import resource
@@ -34,7 +35,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+")
     parser.add_argument("--images", type=int, default=5, help="timed inferences per model")
-    parser.add_argument("--photo", default=str(Path(__file__).resolve().parents[2] / "shared/eval/photos/astronaut.jpg"))
+    parser.add_argument(
+        "--photo", default=str(Path(__file__).resolve().parents[2] / "shared/eval/photos/astronaut.jpg")
+    )
     args = parser.parse_args()
     django.setup()
     from workers import registry

@@ -9,7 +9,6 @@ import logging
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
-from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 log = logging.getLogger(__name__)
@@ -111,7 +110,3 @@ def json_400(request, exception=None):
 
 def json_403(request, exception=None):
     return JsonResponse(error_body("permission_denied", "You may not do that."), status=403)
-
-
-def error_response(code, message, status_code, **extra):
-    return Response(error_body(code, message, **extra), status=status_code)

@@ -40,5 +40,5 @@ def job_file_names(job):
     """Files of this job a client may fetch: its input and its outputs."""
     names = set(job.outputs.values()) if job.status == job.Status.SUCCEEDED else set()
     if job.input:
-        names.add(job.input.name.rsplit("/", 1)[-1])
+        names.add(job.input_filename)
     return names

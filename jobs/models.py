@@ -71,8 +71,9 @@ class Job(models.Model):
         return f"{self.task} job {self.id} ({self.status})"
 
     @property
-    def is_terminal(self):
-        return self.status in self.TERMINAL
+    def input_filename(self):
+        """The stored input's name within the job's folder, e.g. input.jpg."""
+        return self.input.name.rsplit("/", 1)[-1]
 
     @property
     def duration_ms(self):
@@ -91,21 +92,26 @@ class Job(models.Model):
             return False
         return updated == 1
 
-    def claim(self, worker):
+    def claim(self, worker, redelivered=False):
         """queued -> running for `worker`. False if another attempt owns or ended it.
 
-        A job still `running` under this same worker name is claimable: its earlier attempt
-        died with the worker (a node runs one job at a time; see README, "Workers").
+        A `running` job is claimable when its earlier attempt is known to be dead: it ran
+        under this same worker name (a node runs one job at a time; see README, "Workers"),
+        or the broker redelivered the message, which it does only after a pool process died
+        or after a visibility timeout longer than any job may run.
         """
         now = timezone.now()
         claimable = Q(status=self.Status.QUEUED) | Q(status=self.Status.RUNNING, worker=worker)
+        if redelivered:
+            claimable |= Q(status=self.Status.RUNNING)
         return self._transition(
             claimable & Q(attempts__lt=settings.JOB_MAX_ATTEMPTS),
             status=self.Status.RUNNING,
             worker=worker,
             attempts=F("attempts") + 1,
             started_at=now,
-            queue_ms=int((now - self.created_at).total_seconds() * 1000),
+            # Web and worker clocks differ slightly; never a negative wait.
+            queue_ms=max(0, int((now - self.created_at).total_seconds() * 1000)),
         )
 
     def requeue(self):

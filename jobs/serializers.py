@@ -10,8 +10,6 @@ class CommaListField(serializers.ListField):
     """A list given as repeated form fields, one comma-separated value, or a JSON array."""
 
     def to_internal_value(self, data):
-        if isinstance(data, str):
-            data = [data]
         items = []
         for item in data if isinstance(data, list) else [data]:
             items.extend(part.strip() for part in str(item).split(",") if part.strip())
@@ -93,7 +91,7 @@ class JobSerializer(serializers.ModelSerializer):
         ]
 
     def get_input(self, job):
-        name = job.input.name.rsplit("/", 1)[-1]
+        name = job.input_filename
         return {
             "filename": job.input_name,
             "width": job.input_width,

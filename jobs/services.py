@@ -9,7 +9,6 @@ from kombu.exceptions import OperationalError
 from workers.catalog import get_spec
 
 from .models import Job
-from .storage import delete_job_files
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +60,9 @@ def enqueue(job):
 
 
 def delete_job(job):
-    """Delete a job and all its files. A running attempt finds the row gone and cleans up."""
-    job_id = job.id
-    job.cancel()
+    """Delete a job; its files go with it (jobs.signals). A running attempt finds the row
+    gone and removes what it wrote."""
     job.delete()
-    delete_job_files(job_id)
 
 
 def recover_orphans(worker):

@@ -105,8 +105,11 @@ MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
 # A job that kills its worker this many times fails with worker_lost instead of looping.
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
-# Hard limit on one job's run in a worker; the broker's visibility timeout is set above it.
+# Seconds one job may run in a worker before it fails with `timeout`; the pool process is
+# killed 30 s later if it ignores that. The broker's visibility timeout is set above both.
 JOB_TIME_LIMIT = env_int("JOB_TIME_LIMIT", 300, minimum=10)
+# Interpreter threads per worker process; 0 means the cores the process may use.
+INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0, minimum=0)
 # Lifetime of the signed file URLs in a job's result.
 FILE_URL_MAX_AGE = env_int("FILE_URL_MAX_AGE", 3600, minimum=60)
 
@@ -121,10 +124,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = JOB_TIME_LIMIT
+CELERY_TASK_SOFT_TIME_LIMIT = JOB_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = JOB_TIME_LIMIT + 30
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis re-delivers an unacknowledged message after this many seconds; it must exceed the
 # longest job or a slow job would be handed to a second worker while the first still runs.
+# It is also what makes a redelivered message mean "the earlier attempt is dead" (Job.claim).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": JOB_TIME_LIMIT * 4}
 # A submit must not hang when Redis is down: give up quickly and answer 503.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}

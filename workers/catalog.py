@@ -167,6 +167,11 @@ def worker_model_names(queues):
     """
     if settings.WORKER_MODELS:
         return list(settings.WORKER_MODELS)
+    return installed_models_of(queues)
+
+
+def installed_models_of(queues):
+    """Models routed to any of `queues` whose weights are installed."""
     return [name for name, spec in MODELS.items() if spec.queue in queues and spec.weights_status()[0]]
 
 

@@ -9,6 +9,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from jobs.models import Job
@@ -29,14 +30,14 @@ class Rendered:
     summary: dict
 
 
-def run_job(job_id, worker):
+def run_job(job_id, worker, redelivered=False):
     """Run one job if this attempt can claim it; safe to call again for the same id."""
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         log.info("job %s no longer exists; nothing to do", job_id)
         return
-    if not job.claim(worker):
-        _give_up_if_exhausted(job)
+    if not job.claim(worker, redelivered):
+        _give_up_if_exhausted(job, worker, redelivered)
         return
 
     attempt = job.attempts
@@ -47,6 +48,9 @@ def run_job(job_id, worker):
         return
     except ModelNotLoaded as exc:
         job.fail("model_unavailable", str(exc), attempt)
+        return
+    except SoftTimeLimitExceeded:
+        job.fail("timeout", f"The job ran longer than {settings.JOB_TIME_LIMIT} s.", attempt)
         return
     except Exception:
         log.exception("job %s failed unexpectedly", job.id)
@@ -64,7 +68,7 @@ def _discard(job):
     if status is None:
         delete_job_files(job.id)
     elif status == Job.Status.CANCELED:
-        delete_job_files(job.id, keep=(_input_name(job),))
+        delete_job_files(job.id, keep=(job.input_filename,))
     # Otherwise another attempt owns the job and its files: leave them alone.
 
 
@@ -125,19 +129,21 @@ def _engine_options(job, spec):
     return options
 
 
-def _give_up_if_exhausted(job):
-    """A job redelivered after killing its worker JOB_MAX_ATTEMPTS times ends failed."""
-    if job.status in Job.ACTIVE and job.attempts >= settings.JOB_MAX_ATTEMPTS:
+def _give_up_if_exhausted(job, worker, redelivered):
+    """A job redelivered after killing its worker JOB_MAX_ATTEMPTS times ends failed.
+
+    Only when its last attempt is known to be dead (the same rule as Job.claim): a stray
+    duplicate message must not fail an attempt that is still running elsewhere.
+    """
+    last_attempt_dead = job.status == Job.Status.QUEUED or job.worker == worker or redelivered
+    if job.status in Job.ACTIVE and job.attempts >= settings.JOB_MAX_ATTEMPTS and last_attempt_dead:
         job.fail(
             "worker_lost",
             f"The worker running this job stopped {job.attempts} times; giving up.",
+            attempt=job.attempts if job.status == Job.Status.RUNNING else None,
         )
     else:
         log.info("job %s not claimed (status %s); skipping", job.id, job.status)
-
-
-def _input_name(job):
-    return job.input.name.rsplit("/", 1)[-1]
 
 
 def _elapsed_ms(started):

@@ -10,7 +10,7 @@ from django.db import connections
 from jobs.services import recover_orphans
 
 from . import registry
-from .catalog import model_problems, queues_for, worker_model_names
+from .catalog import installed_models_of, model_problems, queues_for, worker_model_names
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,14 @@ def choose_models(sender, **kwargs):
             f"models {names} are routed to queues {queues_for(names)}, but this worker consumes "
             f"{sorted(consumed)}: start it with --queues {','.join(queues_for(names))}"
         )
+    elif not problems:
+        # Every job on a consumed queue must find its model here, or it would fail.
+        unserved = set(installed_models_of(consumed)) - set(names)
+        if unserved:
+            problems.append(
+                f"queues {sorted(consumed)} also carry jobs for {sorted(unserved)}, which "
+                "WORKER_MODELS leaves out: add them, or leave WORKER_MODELS unset"
+            )
     if problems:
         message = "worker cannot start:\n  " + "\n  ".join(problems)
         log.critical(message)

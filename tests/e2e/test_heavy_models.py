@@ -151,13 +151,15 @@ def light_hostname(worker):
     return os.uname().nodename
 
 
-def refused_log(start_worker, name, models_dir, queues="mask_rcnn_coco", timeout=120):
-    """Start a Mask R-CNN worker that must refuse to start; return its log."""
+def refused_log(
+    start_worker, name, models_dir, queues="mask_rcnn_coco", models="mask_rcnn_coco", timeout=120
+):
+    """Start a worker that must refuse to start; return its log."""
     worker = start_worker(
         name,
         queues=queues,
         expect_ready=False,
-        env={"SEGMENT_MODELS_DIR": str(models_dir), "WORKER_MODELS": "mask_rcnn_coco"},
+        env={"SEGMENT_MODELS_DIR": str(models_dir), "WORKER_MODELS": models},
     )
     worker.process.wait(timeout=timeout)
     assert not worker.alive()
@@ -177,3 +179,8 @@ def test_a_worker_refuses_to_start_with_a_wrong_or_missing_weight_file(start_wor
 
     log = refused_log(start_worker, "wrong-queue", models_dir, queues="light")
     assert "start it with --queues mask_rcnn_coco" in log
+
+    log = refused_log(
+        start_worker, "half-a-queue", models_dir, queues="light", models="deeplabv3_mnv2_pascal"
+    )
+    assert "also carry jobs for ['yolov8n_seg_coco']" in log

@@ -67,3 +67,28 @@ def test_a_restarted_worker_requeues_only_its_own_orphans(alice, sent):
     assert Job.objects.get(pk=mine.pk).status == "queued"
     assert Job.objects.get(pk=other.pk).status == "running"
     assert [c["task_id"] for c in sent.calls] == [str(mine.pk)]
+
+
+def test_a_redelivered_message_reclaims_a_job_whose_pool_process_died_elsewhere(job):
+    assert job.claim("w1@host")
+    assert not job.claim("w2@host")  # a stray duplicate: the first attempt may be alive
+    assert job.claim("w2@host", redelivered=True)  # the broker says the first one died
+    assert job.worker == "w2@host" and job.attempts == 2
+
+
+def test_queue_wait_is_never_negative_when_clocks_differ(job):
+    from datetime import timedelta
+
+    Job.objects.filter(pk=job.pk).update(created_at=job.created_at + timedelta(seconds=5))
+    job.refresh_from_db()
+    assert job.claim("w1@host") and job.queue_ms == 0
+
+
+def test_files_go_with_the_job_however_it_is_deleted(alice, sent, django_user_model):
+    from django.core.files.storage import default_storage
+
+    job = Job.objects.get(pk=submit(alice).json()["id"])
+    assert default_storage.exists(job.input.name)
+    alice.user.delete()  # the owner's cascade, as the admin's user deletion does
+    assert not Job.objects.filter(pk=job.pk).exists()
+    assert not default_storage.exists(job.input.name)

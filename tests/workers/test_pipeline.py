@@ -145,3 +145,27 @@ def test_a_stale_attempt_cannot_fail_the_attempt_that_took_over(alice, sent):
     job.claim("w@test")
     assert not job.fail("internal_error", "stale", attempt=stale_attempt)
     assert job.status == "running"
+
+
+def test_a_job_over_its_time_limit_fails_with_timeout(alice, sent, engines, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    def too_slow():
+        raise SoftTimeLimitExceeded()
+
+    job = submitted(alice, task="semantic")
+    run_interrupted(job, too_slow, monkeypatch)
+    job.refresh_from_db()
+    assert job.status == "failed" and job.error_code == "timeout"
+
+
+def test_a_stray_duplicate_does_not_fail_a_last_attempt_running_elsewhere(alice, sent, engines, settings):
+    settings.JOB_MAX_ATTEMPTS = 1
+    job = submitted(alice, task="semantic")
+    job.claim("w1@test")  # the last attempt, alive on w1
+    run_job(job.pk, "w2@test")  # a duplicate message reaches w2
+    job.refresh_from_db()
+    assert job.status == "running" and job.worker == "w1@test"
+    run_job(job.pk, "w2@test", redelivered=True)  # the broker says w1's attempt died
+    job.refresh_from_db()
+    assert job.status == "failed" and job.error_code == "worker_lost"
