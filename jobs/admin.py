@@ -1,8 +1,87 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
 from .files import job_file_names, signed_file_path
-from .models import Job
+from .models import Job, WebhookDelivery
+from .webhooks import outbox
+
+
+def attempt_table(delivery):
+    """A delivery's attempts as a small HTML table, newest last."""
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ms</td><td>{}</td><td><code>{}</code></td></tr>",
+        (
+            (
+                a.number,
+                a.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                a.status_code or "-",
+                a.duration_ms,
+                a.error or "-",
+                a.response_body[:200],
+            )
+            for a in delivery.attempts.all()
+        ),
+    )
+    if not rows:
+        return format_html("<em>no attempt yet</em>")
+    return format_html(
+        "<table><tr><th>#</th><th>at (UTC)</th><th>status</th><th>took</th><th>error</th><th>answer</th></tr>{}</table>",
+        rows,
+    )
+
+
+def _redeliver(request, deliveries):
+    count = outbox.redeliver(list(deliveries))
+    messages.success(request, f"{count} webhook deliver{'y' if count == 1 else 'ies'} queued again.")
+
+
+class WebhookDeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    extra = 0
+    can_delete = False
+    fields = ["event", "state", "url", "created_at", "next_attempt_at", "attempt_log"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="attempts")
+    def attempt_log(self, delivery):
+        return attempt_table(delivery)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["id", "job", "event", "state", "created_at", "next_attempt_at", "failures"]
+    list_filter = ["state", "event"]
+    list_select_related = ["job"]
+    actions = ["redeliver"]
+    fields = [
+        "id",
+        "job",
+        "event",
+        "state",
+        "url",
+        "created_at",
+        "next_attempt_at",
+        "failures",
+        "attempt_log",
+        "payload",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="attempts")
+    def attempt_log(self, delivery):
+        return attempt_table(delivery)
+
+    @admin.action(description="Redeliver the selected webhook deliveries")
+    def redeliver(self, request, queryset):
+        _redeliver(request, queryset)
 
 
 @admin.register(Job)
@@ -15,6 +94,8 @@ class JobAdmin(admin.ModelAdmin):
     ordering = ["-created_at"]
     # Jobs are created through the API; the admin inspects them and may delete them.
     readonly_fields = [f.name for f in Job._meta.fields] + ["images"]
+    inlines = [WebhookDeliveryInline]
+    actions = ["redeliver_webhooks"]
     fieldsets = [
         (None, {"fields": ["id", "owner", "task", "model", "status", "options", "images"]}),
         ("Input", {"fields": ["input", "input_name", "input_width", "input_height"]}),
@@ -32,10 +113,15 @@ class JobAdmin(admin.ModelAdmin):
             },
         ),
         ("Outcome", {"fields": ["attempts", "worker", "error_code", "error_message", "result", "outputs"]}),
+        ("Webhook", {"fields": ["webhook_url", "webhook_events"]}),
     ]
 
     def has_add_permission(self, request):
         return False
+
+    @admin.action(description="Redeliver the webhooks of the selected jobs")
+    def redeliver_webhooks(self, request, queryset):
+        _redeliver(request, WebhookDelivery.objects.filter(job__in=queryset))
 
     def get_search_results(self, request, queryset, search_term):
         # Ids are UUIDs: match them exactly instead of a LIKE over a UUID column.

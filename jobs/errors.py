@@ -25,7 +25,13 @@ class APIError(exceptions.APIException):
 
 
 # Codes raised with ValidationError(..., code=X) that are worth surfacing as-is.
-OWN_VALIDATION_CODES = {"unknown_model", "unknown_class", "model_task_mismatch", "model_unavailable"}
+OWN_VALIDATION_CODES = {
+    "unknown_model",
+    "unknown_class",
+    "model_task_mismatch",
+    "model_unavailable",
+    "invalid_webhook_url",
+}
 
 _CODES = {
     exceptions.NotAuthenticated: "not_authenticated",

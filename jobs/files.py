@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
+from .links import absolute_url
+
 _SALT = "jobs.files"
 
 
@@ -23,7 +25,7 @@ def signed_file_path(job, name):
 
 
 def signed_file_url(request, job, name):
-    return request.build_absolute_uri(signed_file_path(job, name))
+    return absolute_url(request, signed_file_path(job, name))
 
 
 def token_is_valid(job_id, name, token):

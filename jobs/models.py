@@ -5,14 +5,25 @@ change is a conditional UPDATE on the status it expects, so two actors racing (a
 and a finishing worker, a redelivered message and the first delivery) cannot both win.
 """
 
+import secrets
 import uuid
+from base64 import b64encode
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F, Q
+from django.dispatch import Signal
 from django.utils import timezone
 
 from workers.catalog import TASKS
+
+# Sent inside the transaction of every status change that took effect, with `job` (fresh
+# from the database). Receivers write what must not be lost with the change (webhook
+# deliveries) and defer side effects to on_commit.
+job_transitioned = Signal()
+
+# Webhook events a job may ask for; `completed` covers succeeded, failed and canceled.
+WEBHOOK_EVENTS = ("running", "completed")
 
 
 def job_dir(job_id):
@@ -60,6 +71,9 @@ class Job(models.Model):
     result = models.JSONField(null=True, blank=True)
     outputs = models.JSONField(default=dict, blank=True, help_text="kind -> file name in the job's folder")
 
+    webhook_url = models.CharField(max_length=2000, blank=True)
+    webhook_events = models.JSONField(default=list, blank=True, help_text="events sent to webhook_url")
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [
@@ -85,11 +99,14 @@ class Job(models.Model):
 
     def _transition(self, condition, **changes):
         """Apply `changes` only if the row still matches `condition`; refresh; report."""
-        updated = Job.objects.filter(Q(pk=self.pk) & condition).update(**changes)
-        try:
-            self.refresh_from_db()
-        except Job.DoesNotExist:  # deleted meanwhile: nothing to refresh, nothing changed
-            return False
+        with transaction.atomic():
+            updated = Job.objects.filter(Q(pk=self.pk) & condition).update(**changes)
+            try:
+                self.refresh_from_db()
+            except Job.DoesNotExist:  # deleted meanwhile: nothing to refresh, nothing changed
+                return False
+            if updated == 1:
+                job_transitioned.send(sender=Job, job=self)
         return updated == 1
 
     def claim(self, worker, redelivered=False):
@@ -152,3 +169,91 @@ class Job(models.Model):
         return self._transition(
             Q(status__in=self.ACTIVE), status=self.Status.CANCELED, finished_at=timezone.now()
         )
+
+
+def new_webhook_secret():
+    # Standard Webhooks: "whsec_" and the base64 of 24 to 64 random bytes.
+    return "whsec_" + b64encode(secrets.token_bytes(32)).decode()
+
+
+class WebhookSecret(models.Model):
+    """A user's webhook signing secret. The previous one also signs for a grace period
+    after a rotation, so receivers can switch without dropping deliveries."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="webhook_secret"
+    )
+    secret = models.CharField(max_length=100, default=new_webhook_secret)
+    previous_secret = models.CharField(max_length=100, blank=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"webhook secret of {self.user}"
+
+    @classmethod
+    def of(cls, user):
+        return cls.objects.get_or_create(user=user)[0]
+
+    def rotate(self):
+        self.previous_secret = self.secret
+        self.secret = new_webhook_secret()
+        self.rotated_at = timezone.now()
+        self.save()
+
+    def signing_secrets(self, now):
+        """The secrets a delivery made at `now` is signed with: current first."""
+        in_grace = self.rotated_at and (now - self.rotated_at).total_seconds() < settings.WEBHOOK_SECRET_GRACE
+        return [self.secret, self.previous_secret] if in_grace and self.previous_secret else [self.secret]
+
+
+class WebhookDelivery(models.Model):
+    """One event of one job for its webhook URL: the message, sent until it is delivered.
+
+    Its id is the Standard Webhooks `webhook-id`, the same on every attempt, so receivers
+    can drop duplicates. The payload is the job as it was when the event happened.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending"  # waiting for its next attempt (or in one)
+        DELIVERED = "delivered"
+        FAILED = "failed"  # refused (4xx) or out of retries
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    event = models.CharField(max_length=16, choices=[(e, e) for e in WEBHOOK_EVENTS])
+    url = models.CharField(max_length=2000)
+    payload = models.TextField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    # When the next attempt is due; while an attempt runs, when it is presumed dead.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Failures since the last success or redelivery: the index into WEBHOOK_RETRY_DELAYS.
+    failures = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["created_at"]
+        verbose_name_plural = "webhook deliveries"
+        constraints = [models.UniqueConstraint(fields=["job", "event"], name="one_delivery_per_job_event")]
+        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+
+    def __str__(self):
+        return f"{self.event} webhook of job {self.job_id} ({self.state})"
+
+
+class WebhookAttempt(models.Model):
+    """One HTTP request of a delivery and what came of it."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveSmallIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True, help_text="the start of the receiver's answer")
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="one_attempt_per_number")]
+
+    def __str__(self):
+        return f"attempt {self.number} of {self.delivery}"

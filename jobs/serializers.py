@@ -1,9 +1,12 @@
+from django.urls import reverse
 from rest_framework import serializers
 
 from workers.catalog import MODELS, TASKS, default_models
 
 from .files import signed_file_url
-from .models import Job
+from .links import absolute_url
+from .models import WEBHOOK_EVENTS, Job, WebhookAttempt, WebhookDelivery
+from .webhooks.addresses import MAX_URL_LENGTH, WebhookURLError, resolve
 
 
 class CommaListField(serializers.ListField):
@@ -22,6 +25,20 @@ class JobCreateSerializer(serializers.Serializer):
     model = serializers.CharField(required=False, max_length=64)
     classes = CommaListField(child=serializers.CharField(max_length=64), required=False, max_length=100)
     score_threshold = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+    webhook_url = serializers.CharField(required=False, max_length=MAX_URL_LENGTH)
+    webhook_events = CommaListField(
+        child=serializers.ChoiceField(choices=WEBHOOK_EVENTS),
+        required=False,
+        allow_empty=False,
+        max_length=10,
+    )
+
+    def validate_webhook_url(self, url):
+        try:
+            resolve(url)  # refused again at every attempt, after a fresh resolution
+        except WebhookURLError as exc:
+            raise serializers.ValidationError(str(exc), code="invalid_webhook_url") from None
+        return url
 
     def validate(self, data):
         name = data.get("model") or default_models()[data["task"]]
@@ -51,8 +68,18 @@ class JobCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {"score_threshold": "only instance segmentation takes a score threshold"}
             )
+        if "webhook_events" in data and "webhook_url" not in data:
+            raise serializers.ValidationError({"webhook_events": "webhook_events needs a webhook_url"})
         data["model"] = name
         return data
+
+    def webhook(self):
+        """(url, events) for the job: events in lifecycle order, `completed` by default."""
+        data = self.validated_data
+        if "webhook_url" not in data:
+            return "", []
+        events = set(data.get("webhook_events") or ["completed"])
+        return data["webhook_url"], [event for event in WEBHOOK_EVENTS if event in events]
 
     def job_options(self):
         data = self.validated_data
@@ -64,8 +91,22 @@ class JobCreateSerializer(serializers.Serializer):
         return options
 
 
+class WebhookAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookAttempt
+        fields = ["number", "started_at", "duration_ms", "status_code", "response_body", "error"]
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    attempts = WebhookAttemptSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = WebhookDelivery
+        fields = ["id", "event", "state", "url", "created_at", "next_attempt_at", "attempts"]
+
+
 class JobSerializer(serializers.ModelSerializer):
-    url = serializers.HyperlinkedIdentityField(view_name="job-detail")
+    url = serializers.SerializerMethodField()
     input = serializers.SerializerMethodField()
     timings = serializers.SerializerMethodField()
     result = serializers.SerializerMethodField()
@@ -88,7 +129,15 @@ class JobSerializer(serializers.ModelSerializer):
             "attempts",
             "result",
             "error",
+            "webhook_url",
+            "webhook_events",
+            "webhook_deliveries",
         ]
+
+    webhook_deliveries = WebhookDeliverySerializer(many=True, read_only=True)
+
+    def get_url(self, job):
+        return absolute_url(self.context.get("request"), reverse("job-detail", kwargs={"pk": job.id}))
 
     def get_input(self, job):
         name = job.input_filename
@@ -96,7 +145,7 @@ class JobSerializer(serializers.ModelSerializer):
             "filename": job.input_name,
             "width": job.input_width,
             "height": job.input_height,
-            "url": signed_file_url(self.context["request"], job, name),
+            "url": signed_file_url(self.context.get("request"), job, name),
         }
 
     def get_timings(self, job):
@@ -105,7 +154,7 @@ class JobSerializer(serializers.ModelSerializer):
     def get_result(self, job):
         if job.status != Job.Status.SUCCEEDED:
             return None
-        request = self.context["request"]
+        request = self.context.get("request")
         files = {kind: signed_file_url(request, job, name) for kind, name in job.outputs.items()}
         return {"files": files, "summary": job.result}
 
@@ -113,3 +162,16 @@ class JobSerializer(serializers.ModelSerializer):
         if not job.error_code:
             return None
         return {"code": job.error_code, "message": job.error_message}
+
+
+class JobEventSerializer(JobSerializer):
+    """A webhook's payload: the job as GET answers it, less the deliveries themselves
+    (a payload cannot describe its own delivery, and a snapshot of it would go stale)."""
+
+    class Meta(JobSerializer.Meta):
+        fields = [name for name in JobSerializer.Meta.fields if name != "webhook_deliveries"]
+
+
+class AccountSerializer(serializers.Serializer):
+    username = serializers.CharField(read_only=True)
+    webhook_secret = serializers.CharField(read_only=True, help_text="whsec_...: verifies webhook signatures")

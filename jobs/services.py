@@ -24,7 +24,7 @@ class BrokerUnavailable(Exception):
         self.job = job
 
 
-def create_job(owner, upload, decoded, task, model, options):
+def create_job(owner, upload, decoded, task, model, options, webhook_url="", webhook_events=()):
     """Store the upload, commit the row, then queue the job.
 
     Called outside any transaction (the API runs in autocommit): the worker must find the
@@ -39,6 +39,8 @@ def create_job(owner, upload, decoded, task, model, options):
         input_name=Path(upload.name or "").name[:255],
         input_width=decoded.width,
         input_height=decoded.height,
+        webhook_url=webhook_url,
+        webhook_events=list(webhook_events),
     )
     upload.seek(0)
     job.input.save("input" + EXTENSIONS[decoded.format], upload, save=False)

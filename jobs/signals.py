@@ -1,12 +1,21 @@
-"""Files follow their job row, however it is deleted: API, admin, a deleted user's cascade."""
+"""Receivers that follow a job: its files on delete, its webhooks and waiters on a change."""
 
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
-from .models import Job
+from . import waiting
+from .models import Job, job_transitioned
 from .storage import delete_job_files
+from .webhooks import outbox
 
 
 @receiver(post_delete, sender=Job)
 def delete_files_of_deleted_job(sender, instance, **kwargs):
+    # However the row goes: API, admin, a deleted user's cascade.
     delete_job_files(instance.id)
+
+
+@receiver(job_transitioned)
+def notify_of_transition(sender, job, **kwargs):
+    outbox.record_event(job)
+    waiting.publish_if_finished(job)

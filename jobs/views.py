@@ -1,4 +1,5 @@
 import mimetypes
+import re
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -17,10 +18,11 @@ from .errors import APIError
 from .files import job_file_names, token_is_valid
 from .filters import JobFilter
 from .liveness import live_queues
-from .models import Job
-from .serializers import JobCreateSerializer, JobSerializer
+from .models import Job, WebhookSecret
+from .serializers import AccountSerializer, JobCreateSerializer, JobSerializer
 from .services import BrokerUnavailable, create_job, delete_job
 from .storage import job_file_path
+from .waiting import wait_until_finished
 
 # Multipart framing and the small form fields around the image.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -34,11 +36,13 @@ class JobViewSet(
 
     def get_queryset(self):
         # Another user's job is simply not found: 404, never 403, so ids leak nothing.
-        return Job.objects.filter(owner=self.request.user)
+        return Job.objects.filter(owner=self.request.user).prefetch_related("webhook_deliveries__attempts")
 
     def create(self, request):
-        # 1. Refuse oversized bodies before Django spools them to disk.
+        # 1. Refuse oversized bodies before Django spools them to disk, and a bad wait
+        #    before anything is stored.
         _check_content_length(request)
+        wait, prefer_header = _requested_wait(request)
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["image"]
@@ -53,9 +57,17 @@ class JobViewSet(
 
         # 3. Store and queue.
         data = serializer.validated_data
+        webhook_url, webhook_events = serializer.webhook()
         try:
             job = create_job(
-                request.user, upload, decoded, data["task"], data["model"], serializer.job_options()
+                request.user,
+                upload,
+                decoded,
+                data["task"],
+                data["model"],
+                serializer.job_options(),
+                webhook_url,
+                webhook_events,
             )
         except BrokerUnavailable:
             raise APIError(
@@ -64,8 +76,20 @@ class JobViewSet(
                 status.HTTP_503_SERVICE_UNAVAILABLE,
                 headers={"Retry-After": "30"},
             ) from None
+
+        # 4. Answer now, or once the job has finished if the client asked to wait.
+        headers = {}
+        if wait:
+            wait_until_finished(job.id, wait)
+            job = self.get_queryset().get(pk=job.pk)
+            if prefer_header:
+                headers["Preference-Applied"] = f"wait={wait}"
         body = JobSerializer(job, context={"request": request}).data
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": str(body["url"])})
+        headers["Location"] = str(body["url"])
+        finished = job.status in Job.TERMINAL
+        return Response(
+            body, status=status.HTTP_201_CREATED if finished else status.HTTP_202_ACCEPTED, headers=headers
+        )
 
     def perform_destroy(self, job):
         delete_job(job)
@@ -81,6 +105,21 @@ class JobViewSet(
                 status.HTTP_409_CONFLICT,
             )
         return Response(self.get_serializer(job).data)
+
+
+_PREFER_WAIT = re.compile(r"""(?:^|,)\s*wait\s*=\s*"?([^",;\s]*)"?""", re.IGNORECASE)
+
+
+def _requested_wait(request):
+    """(seconds, whether it came from Prefer): `Prefer: wait=N` (RFC 7240) or `?wait=N`."""
+    match = _PREFER_WAIT.search(request.headers.get("Prefer", ""))
+    raw = match.group(1) if match else request.query_params.get("wait")
+    if raw is None:
+        return 0, False
+    limit = settings.MAX_WAIT_SECONDS
+    if not raw.isdigit() or int(raw) > limit:
+        raise APIError("invalid_wait", f"wait must be a whole number of seconds from 0 to {limit}")
+    return int(raw), match is not None
 
 
 def _check_content_length(request):
@@ -145,3 +184,24 @@ class JobFileView(APIView):
         )
         response["Cache-Control"] = "private, max-age=3600"
         return response
+
+
+class AccountView(APIView):
+    """The caller's account: who they are and the secret their webhooks are signed with."""
+
+    def get(self, request):
+        return Response(_account(request.user))
+
+
+class RotateWebhookSecretView(APIView):
+    """Replace the webhook secret. Deliveries are signed with the old one too for
+    WEBHOOK_SECRET_GRACE seconds, so a receiver can switch without missing one."""
+
+    def post(self, request):
+        WebhookSecret.of(request.user).rotate()
+        return Response(_account(request.user))
+
+
+def _account(user):
+    secret = WebhookSecret.of(user)
+    return AccountSerializer({"username": user.get_username(), "webhook_secret": secret.secret}).data

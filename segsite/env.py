@@ -56,5 +56,21 @@ def env_list(name, default=()):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_int_list(name, default, minimum=None):
+    """Comma-separated integers, e.g. WEBHOOK_RETRY_DELAYS=5,300,1800."""
+    items = env_list(name, [])
+    if not items:
+        return list(default)
+    numbers = []
+    for item in items:
+        try:
+            numbers.append(int(item))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an integer") from None
+        if minimum is not None and numbers[-1] < minimum:
+            raise ImproperlyConfigured(f"{name}: {numbers[-1]} is below its minimum {minimum}")
+    return numbers
+
+
 def env_path(name, default):
     return Path(env_str(name, str(default))).expanduser().resolve()

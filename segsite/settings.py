@@ -9,7 +9,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_int, env_list, env_path, env_str
+from .env import env_bool, env_int, env_int_list, env_list, env_path, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -112,6 +112,28 @@ JOB_TIME_LIMIT = env_int("JOB_TIME_LIMIT", 300, minimum=10)
 INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0, minimum=0)
 # Lifetime of the signed file URLs in a job's result.
 FILE_URL_MAX_AGE = env_int("FILE_URL_MAX_AGE", 3600, minimum=60)
+# Where clients reach this API. Absolute URLs built outside a request (webhook payloads)
+# start with it; a request's own host is used when there is one.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Redis for waiting on results (`Prefer: wait`): workers publish each finished job there.
+REDIS_URL = env_str("REDIS_URL", env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"))
+# The longest a `Prefer: wait=N` request may hold its connection.
+MAX_WAIT_SECONDS = 60
+
+# --- Webhooks -----------------------------------------------------------------------------
+# Hosts a webhook may go to even though they resolve to a loopback, private, link-local or
+# reserved address (a local receiver in development and tests). Exact host names or IPs.
+WEBHOOK_ALLOWED_HOSTS = [host.lower() for host in env_list("WEBHOOK_ALLOWED_HOSTS", [])]
+# Seconds one delivery attempt may take, connecting included.
+WEBHOOK_TIMEOUT = env_int("WEBHOOK_TIMEOUT", 10, minimum=1)
+# Delays before each retry, in seconds: the Standard Webhooks schedule (5 s, 5 min, 30 min,
+# 2 h, 5 h, 10 h, 10 h), about 28 hours in all. Only network errors, timeouts, redirects,
+# 408, 429 and 5xx are retried; other 4xx mean the receiver refused the message.
+WEBHOOK_RETRY_DELAYS = env_int_list(
+    "WEBHOOK_RETRY_DELAYS", [5, 300, 1800, 7200, 18000, 36000, 36000], minimum=0
+)
+# After a secret rotation, deliveries carry a signature with the old secret too, this long.
+WEBHOOK_SECRET_GRACE = env_int("WEBHOOK_SECRET_GRACE", 24 * 3600, minimum=0)
 
 # --- Celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
@@ -134,6 +156,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": JOB_TIME_LIMIT * 4}
 # A submit must not hang when Redis is down: give up quickly and answer 503.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Webhook deliveries run on their own queue and worker (`--queues webhooks`), never in a
+# model worker: a slow receiver must not hold a model. Beat re-sends deliveries whose retry
+# is too far off for a countdown (see jobs/webhooks/outbox.py) or whose message was lost.
+WEBHOOK_QUEUE = "webhooks"
+CELERY_BEAT_SCHEDULE = {
+    "dispatch-due-webhooks": {
+        "task": "jobs.tasks.dispatch_webhooks",
+        "schedule": 30.0,
+        "options": {"queue": WEBHOOK_QUEUE, "expires": 30},
+    },
+}
 
 # --- REST framework -----------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -116,3 +116,23 @@ def test_an_empty_list_variable_means_unset_not_empty(monkeypatch):
 
     monkeypatch.setenv("SOME_HOSTS", "")
     assert env_list("SOME_HOSTS", ["localhost"]) == ["localhost"]
+
+
+def test_env_int_list_reads_comma_separated_integers(monkeypatch):
+    from segsite.env import env_int_list
+
+    monkeypatch.setenv(NAME, "5, 300,1800")
+    assert env_int_list(NAME, [1]) == [5, 300, 1800]
+    monkeypatch.setenv(NAME, "")
+    assert env_int_list(NAME, [1, 2]) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "value, problem", [("5,soon", "'soon' is not an integer"), ("5,-1", "below its minimum")]
+)
+def test_env_int_list_refuses_bad_items_by_name(monkeypatch, value, problem):
+    from segsite.env import env_int_list
+
+    monkeypatch.setenv(NAME, value)
+    with pytest.raises(ImproperlyConfigured, match=f"{NAME}: .*{problem}"):
+        env_int_list(NAME, [], minimum=0)

@@ -5,6 +5,7 @@ import os
 import signal
 
 from celery.signals import worker_init, worker_process_init, worker_ready
+from django.conf import settings
 from django.db import connections
 
 from jobs.services import recover_orphans
@@ -22,6 +23,9 @@ _served = []
 def choose_models(sender, **kwargs):
     """Refuse to start a worker whose models cannot be loaded or whose queues do not fit."""
     consumed = set(sender.app.amqp.queues.consume_from)
+    if settings.WEBHOOK_QUEUE in consumed:
+        _check_io_worker(consumed)
+        return
     names = worker_model_names(consumed)
     problems = [f"{name}: {problem}" for name, problem in model_problems(names)]
     if not names:
@@ -43,11 +47,30 @@ def choose_models(sender, **kwargs):
                 "WORKER_MODELS leaves out: add them, or leave WORKER_MODELS unset"
             )
     if problems:
-        message = "worker cannot start:\n  " + "\n  ".join(problems)
-        log.critical(message)
-        # Celery logs and swallows exceptions from signal handlers; SystemExit is not one.
-        raise SystemExit(message)
+        _refuse(problems)
     _served[:] = names
+
+
+def _check_io_worker(consumed):
+    # A receiver that hangs for its whole timeout must never hold a model's worker.
+    others = consumed - {settings.WEBHOOK_QUEUE}
+    if others:
+        _refuse(
+            [
+                f"queue {settings.WEBHOOK_QUEUE} carries webhook deliveries, which never run in a model "
+                f"worker: start one worker with --queues {settings.WEBHOOK_QUEUE} and another with "
+                f"--queues {','.join(sorted(others))}"
+            ]
+        )
+    _served[:] = []
+    log.info("io worker: webhook deliveries, no models")
+
+
+def _refuse(problems):
+    message = "worker cannot start:\n  " + "\n  ".join(problems)
+    log.critical(message)
+    # Celery logs and swallows exceptions from signal handlers; SystemExit is not one.
+    raise SystemExit(message)
 
 
 @worker_process_init.connect

@@ -43,3 +43,73 @@ def test_admin_requires_staff(client, alice, sent):
     response = client.get(f"/admin/jobs/job/{job_id}/change/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
     assert Job.objects.filter(pk=job_id).exists()
+
+
+@pytest.fixture
+def delivered_job(alice, sent, allow_local, django_capture_on_commit_callbacks):
+    """A finished job whose webhook failed twice with 500 and then got 200."""
+    from django.utils import timezone
+
+    from jobs.models import WebhookAttempt, WebhookDelivery
+
+    job = Job.objects.get(pk=submit(alice, webhook_url="http://127.0.0.1:9/hook").json()["id"])
+    job.claim("w1@host")
+    job.succeed({}, {}, 1, 1)
+    delivery = WebhookDelivery.objects.get(job=job)
+    for number, status in enumerate([500, 500, 200], start=1):
+        WebhookAttempt.objects.create(
+            delivery=delivery,
+            number=number,
+            started_at=timezone.now(),
+            duration_ms=12,
+            status_code=status,
+            response_body="upstream broke" if status == 500 else "thanks",
+            error="HTTP 500" if status == 500 else "",
+        )
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(state="delivered", next_attempt_at=None)
+    return job
+
+
+def test_admin_shows_a_jobs_webhook_attempts_inline(admin_client, delivered_job):
+    page = admin_client.get(f"/admin/jobs/job/{delivered_job.id}/change/").content.decode()
+    assert "http://127.0.0.1:9/hook" in page and "delivered" in page
+    assert page.count("<td>500</td>") == 2 and page.count("<td>200</td>") == 1
+    assert "upstream broke" in page
+
+
+def test_admin_redelivers_the_webhooks_of_selected_jobs(
+    admin_client, delivered_job, monkeypatch, django_capture_on_commit_callbacks
+):
+    from jobs.models import WebhookDelivery
+    from jobs.webhooks import outbox
+
+    queued = []
+    monkeypatch.setattr(outbox, "send", lambda delivery_id, countdown=None: queued.append(delivery_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            "/admin/jobs/job/", {"action": "redeliver_webhooks", "_selected_action": [str(delivered_job.id)]}
+        )
+    assert response.status_code == 302
+    delivery = WebhookDelivery.objects.get(job=delivered_job)
+    assert delivery.state == "pending" and delivery.failures == 0
+    assert queued == [delivery.id]
+
+
+def test_admin_lists_deliveries_and_redelivers_from_there(
+    admin_client, delivered_job, monkeypatch, django_capture_on_commit_callbacks
+):
+    from jobs.models import WebhookDelivery
+    from jobs.webhooks import outbox
+
+    delivery = WebhookDelivery.objects.get(job=delivered_job)
+    listing = admin_client.get("/admin/jobs/webhookdelivery/?state__exact=delivered").content.decode()
+    assert str(delivery.id) in listing
+    detail = admin_client.get(f"/admin/jobs/webhookdelivery/{delivery.id}/change/").content.decode()
+    assert "upstream broke" in detail and str(delivered_job.id) in detail
+    queued = []
+    monkeypatch.setattr(outbox, "send", lambda delivery_id, countdown=None: queued.append(delivery_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(
+            "/admin/jobs/webhookdelivery/", {"action": "redeliver", "_selected_action": [str(delivery.id)]}
+        )
+    assert queued == [delivery.id]

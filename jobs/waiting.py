@@ -1,0 +1,60 @@
+"""Waiting for a job to finish without polling: workers publish, waiters subscribe.
+
+A worker that finishes a job publishes its status on a Redis channel named after it once
+the change is committed. A `Prefer: wait` request subscribes, checks the row once, gives
+its database connection back and blocks on the subscription: no polling, no connection
+held while it waits.
+"""
+
+import functools
+import logging
+import time
+
+import redis
+from django.conf import settings
+from django.db import connection, transaction
+
+from .models import Job
+
+log = logging.getLogger(__name__)
+
+
+def channel(job_id):
+    return f"segment:job-finished:{job_id}"
+
+
+@functools.cache
+def _redis():
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+
+
+def publish_if_finished(job):
+    """Within a status change's transaction: announce a finished job after the commit."""
+    if job.status in Job.TERMINAL:
+        job_id, status = job.id, job.status
+        transaction.on_commit(lambda: _publish(job_id, status))
+
+
+def _publish(job_id, status):
+    try:
+        _redis().publish(channel(job_id), status)
+    except redis.RedisError as exc:  # waiters then answer 202 when their time is up
+        log.warning("could not announce that job %s finished: %s", job_id, exc)
+
+
+def wait_until_finished(job_id, seconds):
+    """Return once the job has finished or `seconds` have passed, whichever is first."""
+    pubsub = _redis().pubsub(ignore_subscribe_messages=True)
+    try:
+        # Subscribe before looking, so a job finishing in between is not missed.
+        pubsub.subscribe(channel(job_id))
+        finished = Job.objects.filter(pk=job_id, status__in=Job.TERMINAL).exists()
+        if not connection.in_atomic_block:
+            connection.close()  # reopened on the next query; nobody holds it meanwhile
+        deadline = time.monotonic() + seconds
+        while not finished and (left := deadline - time.monotonic()) > 0:
+            finished = pubsub.get_message(timeout=left) is not None
+    except redis.RedisError as exc:
+        log.warning("could not wait for job %s: %s", job_id, exc)
+    finally:
+        pubsub.close()

@@ -1,0 +1,97 @@
+"""Where a webhook may go: http(s) URLs whose host resolves only to public addresses.
+
+Checked when a job is submitted (a clear 400) and again at every attempt, after DNS
+resolution, on the very address the request then connects to: a host that resolved to a
+public address at submit time may resolve to 169.254.169.254 by delivery time (DNS
+rebinding), and a URL naming a public host must never reach the metadata service, the
+database or a port on localhost from inside our network.
+"""
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+MAX_URL_LENGTH = 2000
+
+
+class WebhookURLError(ValueError):
+    """The URL may not be used, whatever the network does; the message says why."""
+
+
+class UnresolvableHost(WebhookURLError):
+    """The host did not resolve: maybe a typo, maybe a passing DNS failure."""
+
+
+@dataclass(frozen=True)
+class Target:
+    scheme: str
+    host: str  # as written in the URL, for TLS and the Host header
+    port: int
+    netloc: str  # host[:port] as written, for the Host header
+    path: str  # path and query
+    address: str  # the checked IP the request connects to
+
+
+def resolve(url):
+    """The URL's target with a checked address to connect to; raises WebhookURLError."""
+    scheme, host, port, netloc, path = _parse(url)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise UnresolvableHost(f"the host {host} does not resolve ({exc})") from None
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    if host.lower() not in settings.WEBHOOK_ALLOWED_HOSTS:
+        # Every address, not only the first: the client library may pick any of them.
+        for address in addresses:
+            kind = refused_kind(address)
+            if kind:
+                named = f"{host} is" if host == address else f"{host} resolves to {address},"
+                raise WebhookURLError(
+                    f"{named} a {kind} address; webhooks go to public addresses only "
+                    "(an operator may allow a host with WEBHOOK_ALLOWED_HOSTS)"
+                )
+    return Target(scheme, host, port, netloc, path, addresses[0])
+
+
+def refused_kind(address):
+    """Why an address is refused ('loopback', 'private', ...), or None for a public one."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone (fe80::1%eth0)
+    if ip.version == 6 and ip.ipv4_mapped:  # ::ffff:10.0.0.1 is 10.0.0.1
+        ip = ip.ipv4_mapped
+    # Order matters: 127.0.0.1 and 169.254.169.254 are also "private" to ipaddress.
+    checks = [
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("unspecified", ip.is_unspecified),
+        ("reserved", ip.is_reserved),
+        ("private", ip.is_private),
+        ("non-public", not ip.is_global),
+    ]
+    return next((kind for kind, refused in checks if refused), None)
+
+
+def _parse(url):
+    if len(url) > MAX_URL_LENGTH:
+        raise WebhookURLError(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # a bad port or a malformed IPv6 literal
+        raise WebhookURLError(f"the URL is malformed ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise WebhookURLError("only http and https URLs can receive webhooks")
+    if not parts.hostname:
+        raise WebhookURLError("the URL has no host")
+    if parts.username is not None or parts.password is not None:
+        # They would travel in clear text in our logs and admin; the signature is the
+        # receiver's proof that a delivery comes from us.
+        raise WebhookURLError("the URL must not carry credentials; verify the signature instead")
+    if any(ord(char) < 33 for char in url):
+        raise WebhookURLError("the URL contains spaces or control characters")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    port = port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, parts.hostname, port, parts.netloc, path

@@ -1,0 +1,196 @@
+"""Deliveries: recorded with the job's status change, attempted by the webhooks worker.
+
+1. A status change a job's webhook asks for writes a WebhookDelivery in the change's own
+   transaction (a transactional outbox), so an event is never lost to a crash or a broker
+   outage between the change and the send.
+2. After the commit its id goes to the `webhooks` queue. A worker claims it with a
+   conditional UPDATE, POSTs it, and records the attempt.
+3. A failure that may pass is retried on WEBHOOK_RETRY_DELAYS. A short delay travels as a
+   countdown; a long one is left to the beat sweep (dispatch_due), because Redis hands an
+   unacknowledged message out again after its visibility timeout, and an ETA hours away
+   would be redelivered again and again. The sweep also resends what a broker outage or a
+   killed worker dropped.
+4. A job's deliveries go out in event order: `completed` waits while `running` is pending.
+"""
+
+import logging
+from datetime import timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from ..models import Job, WebhookAttempt, WebhookDelivery, WebhookSecret
+from . import transport
+from .signing import signature_headers
+
+log = logging.getLogger(__name__)
+
+DELIVER_TASK = "jobs.tasks.deliver_webhook"
+USER_AGENT = "segment-backend-webhooks/1"
+# Retries due sooner than this are sent with a countdown; later ones by the beat sweep.
+COUNTDOWN_LIMIT = 300
+# A claimed attempt not recorded within its timeout plus this is presumed dead (its
+# worker was killed) and becomes due again.
+LEASE_MARGIN = 60
+# A countdown may fire a little before the due time it was computed for.
+EARLY_SLACK = timedelta(seconds=2)
+PENDING = WebhookDelivery.State.PENDING
+
+
+def event_of(status):
+    if status == Job.Status.RUNNING:
+        return "running"
+    if status in Job.TERMINAL:
+        return "completed"
+    return None
+
+
+def record_event(job):
+    """Within a status change's transaction: the delivery its webhook asks for, if any."""
+    event = event_of(job.status)
+    if not job.webhook_url or event not in job.webhook_events:
+        return
+    try:
+        with transaction.atomic():  # a savepoint: a failure here must not undo the change
+            delivery, created = WebhookDelivery.objects.get_or_create(
+                job=job,
+                event=event,  # once per job: a requeued job's second claim sends nothing
+                defaults={
+                    "url": job.webhook_url,
+                    "payload": _payload(job),
+                    "next_attempt_at": timezone.now(),
+                },
+            )
+    except Exception:
+        # The job's own change matters more than its notification: keep the change.
+        log.exception("could not record the %s webhook of job %s", event, job.id)
+        return
+    if created:
+        transaction.on_commit(lambda: send(delivery.id))
+
+
+def _payload(job):
+    from rest_framework.renderers import JSONRenderer
+
+    from ..serializers import JobEventSerializer
+
+    return JSONRenderer().render(JobEventSerializer(job, context={"request": None}).data).decode()
+
+
+def send(delivery_id, countdown=None):
+    """Queue an attempt. If the broker is down the delivery stays due for the sweep."""
+    try:
+        current_app.send_task(
+            DELIVER_TASK, args=[str(delivery_id)], queue=settings.WEBHOOK_QUEUE, countdown=countdown
+        )
+    except OperationalError as exc:
+        log.warning("could not queue webhook delivery %s (the sweep will): %s", delivery_id, exc)
+
+
+def deliver(delivery_id):
+    """Make one attempt at a delivery if it is due and this call wins the claim."""
+    delivery = _claim(delivery_id)
+    if delivery is None:
+        return None
+    started = timezone.now()
+    secrets = WebhookSecret.of(delivery.job.owner).signing_secrets(started)
+    headers = {
+        **signature_headers(str(delivery.id), delivery.payload, secrets, started),
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+    outcome = transport.post(delivery.url, delivery.payload.encode(), headers, settings.WEBHOOK_TIMEOUT)
+    _record(delivery, started, outcome)
+    return outcome
+
+
+def _claim(delivery_id):
+    delivery = WebhookDelivery.objects.select_related("job__owner").filter(pk=delivery_id).first()
+    if delivery is None or delivery.state != PENDING:
+        return None  # deleted with its job, or already settled by another message
+    if delivery.event == "completed" and _running_is_pending(delivery.job_id):
+        return None  # in order: the running delivery sends this one when it settles
+    now = timezone.now()
+    lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT + LEASE_MARGIN)
+    claimed = WebhookDelivery.objects.filter(
+        pk=delivery.pk, state=PENDING, next_attempt_at__lte=now + EARLY_SLACK
+    ).update(next_attempt_at=lease)
+    return delivery if claimed else None
+
+
+def _running_is_pending(job_id):
+    return WebhookDelivery.objects.filter(job_id=job_id, event="running", state=PENDING).exists()
+
+
+def _record(delivery, started, outcome):
+    delays = settings.WEBHOOK_RETRY_DELAYS
+    delay = None
+    if outcome.delivered:
+        delivery.state, delivery.next_attempt_at = WebhookDelivery.State.DELIVERED, None
+    elif outcome.retryable and delivery.failures < len(delays):
+        delay = delays[delivery.failures]
+        delivery.next_attempt_at = timezone.now() + timedelta(seconds=delay)
+        delivery.failures += 1
+    else:
+        delivery.state, delivery.next_attempt_at = WebhookDelivery.State.FAILED, None
+        delivery.failures += 1
+    with transaction.atomic():
+        WebhookAttempt.objects.create(
+            delivery=delivery,
+            number=delivery.attempts.count() + 1,
+            started_at=started,
+            duration_ms=outcome.duration_ms,
+            status_code=outcome.status_code,
+            response_body=outcome.response_body,
+            error=outcome.error,
+        )
+        delivery.save(update_fields=["state", "next_attempt_at", "failures"])
+    log.info(
+        "webhook %s (%s of job %s): %s %s",
+        delivery.id,
+        delivery.event,
+        delivery.job_id,
+        outcome.status_code or outcome.error,
+        f"retry in {delay} s" if delay is not None else delivery.state,
+    )
+    if delay is not None and delay <= COUNTDOWN_LIMIT:
+        send(delivery.id, countdown=delay)
+    elif delivery.state != PENDING:
+        _send_next_of_job(delivery.job_id)
+
+
+def _send_next_of_job(job_id):
+    for delivery_id in WebhookDelivery.objects.filter(
+        job_id=job_id, state=PENDING, next_attempt_at__lte=timezone.now()
+    ).values_list("id", flat=True):
+        send(delivery_id)
+
+
+def dispatch_due(limit=1000):
+    """Queue every pending delivery that is due (the beat sweep); returns how many."""
+    due = list(
+        WebhookDelivery.objects.filter(state=PENDING, next_attempt_at__lte=timezone.now())
+        .order_by("next_attempt_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    for delivery_id in due:
+        send(delivery_id)
+    return len(due)
+
+
+def redeliver(deliveries):
+    """Send these deliveries again now, with a fresh retry schedule (same id and payload).
+
+    One whose attempt is under way at this moment may then be attempted twice; receivers
+    drop the duplicate by its webhook-id.
+    """
+    ids = [delivery.pk for delivery in deliveries]
+    WebhookDelivery.objects.filter(pk__in=ids).update(
+        state=PENDING, failures=0, next_attempt_at=timezone.now()
+    )
+    for delivery_id in ids:
+        transaction.on_commit(lambda delivery_id=delivery_id: send(delivery_id))
+    return len(ids)

@@ -1,0 +1,146 @@
+"""The API side of webhooks and waiting: fields, refusals, the account, `Prefer: wait`."""
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from standardwebhooks import Webhook
+
+from jobs import waiting
+from jobs.models import Job
+
+from .helpers import assert_error, submit
+
+pytestmark = pytest.mark.django_db
+
+PUBLIC = "https://93.184.216.34/hooks/segment"
+
+
+def test_a_job_keeps_its_webhook_url_and_events(alice, sent):
+    body = submit(alice, webhook_url=PUBLIC).json()
+    assert body["webhook_url"] == PUBLIC and body["webhook_events"] == ["completed"]
+    assert body["webhook_deliveries"] == []
+    body = submit(alice, webhook_url=PUBLIC, webhook_events=["completed", "running", "running"]).json()
+    assert body["webhook_events"] == ["running", "completed"]
+    assert submit(alice).json()["webhook_url"] == ""
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/",
+        "file:///etc/passwd",
+        "http://localhost:8000/admin/",
+        "https://intranet.example.com/hook",
+        "https://user:pw@93.184.216.34/",
+        "not a url",
+    ],
+)
+def test_refused_webhook_urls_are_400_and_create_no_job(alice, sent, fake_dns, url):
+    fake_dns["intranet.example.com"] = "10.20.30.40"
+    error = assert_error(submit(alice, webhook_url=url), 400, "invalid_webhook_url")
+    assert error["message"].startswith("webhook_url: ")
+    assert Job.objects.count() == 0 and sent.calls == []
+
+
+def test_an_allowlisted_local_receiver_is_accepted(alice, sent, allow_local):
+    assert submit(alice, webhook_url="http://127.0.0.1:9000/hook").status_code == 202
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"webhook_url": PUBLIC, "webhook_events": "finished"},
+        {"webhook_url": PUBLIC, "webhook_events": ""},
+        {"webhook_events": "completed"},  # events without a URL
+    ],
+)
+def test_bad_webhook_fields_are_400(alice, sent, fields):
+    assert_error(submit(alice, **fields), 400, "invalid_request")
+    assert Job.objects.count() == 0
+
+
+def test_the_account_shows_a_stable_secret_that_standard_webhooks_accepts(alice, bob):
+    first = alice.get("/api/v1/account/").json()
+    assert first["username"] == "alice" and first["webhook_secret"].startswith("whsec_")
+    Webhook(first["webhook_secret"])  # a valid Standard Webhooks secret
+    assert alice.get("/api/v1/account/").json() == first
+    assert bob.get("/api/v1/account/").json()["webhook_secret"] != first["webhook_secret"]
+
+
+def test_rotating_replaces_the_secret(alice):
+    old = alice.get("/api/v1/account/").json()["webhook_secret"]
+    response = alice.post("/api/v1/account/rotate-webhook-secret/")
+    assert response.status_code == 200 and response.json()["webhook_secret"] != old
+    assert alice.get("/api/v1/account/").json() == response.json()
+
+
+def test_the_account_needs_a_token(anonymous):
+    assert_error(anonymous.get("/api/v1/account/"), 401, "not_authenticated")
+    assert_error(anonymous.post("/api/v1/account/rotate-webhook-secret/"), 401)
+    assert_error(anonymous.get("/api/v1/account/rotate-webhook-secret/"), 401)
+
+
+@pytest.mark.parametrize(
+    "headers, query",
+    [
+        ({"HTTP_PREFER": "wait=61"}, ""),
+        ({"HTTP_PREFER": "wait=soon"}, ""),
+        ({}, "?wait=-1"),
+        ({}, "?wait=1.5"),
+    ],
+)
+def test_a_bad_wait_is_400_before_anything_is_stored(alice, sent, headers, query):
+    from .helpers import upload
+
+    response = alice.post(
+        f"/api/v1/jobs/{query}", {"image": upload(), "task": "semantic"}, format="multipart", **headers
+    )
+    assert_error(response, 400, "invalid_wait")
+    assert Job.objects.count() == 0
+
+
+def test_a_wait_that_runs_out_answers_202_with_the_job_in_progress(alice, sent):
+    from .helpers import upload
+
+    started = time.monotonic()
+    response = alice.post(
+        "/api/v1/jobs/",
+        {"image": upload(), "task": "semantic"},
+        format="multipart",
+        HTTP_PREFER="respond-async, wait=1",
+    )
+    assert response.status_code == 202 and response.json()["status"] == "queued"
+    assert response["Preference-Applied"] == "wait=1"
+    assert 1.0 <= time.monotonic() - started < 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_waiting_returns_when_the_job_finishes_and_holds_no_connection(alice, sent):
+    job = Job.objects.get(pk=submit(alice).json()["id"])
+    job.claim("w1@host")
+
+    def finish_soon():
+        time.sleep(0.5)
+        Job.objects.get(pk=job.pk).fail("invalid_image", "broken")  # publishes on commit
+
+    threading.Thread(target=finish_soon).start()
+    started = time.monotonic()
+    with CaptureQueriesContext(connection) as queries:
+        waiting.wait_until_finished(job.id, 20)
+        assert connection.connection is None  # closed for the wait, not reopened
+    assert 0.4 < time.monotonic() - started < 5
+    assert len(queries) == 1  # one look at the row, then no polling
+
+
+@pytest.mark.django_db(transaction=True)
+def test_waiting_for_a_finished_job_returns_at_once(alice, sent):
+    job = Job.objects.get(pk=submit(alice).json()["id"])
+    job.cancel()
+    started = time.monotonic()
+    waiting.wait_until_finished(job.id, 20)
+    assert time.monotonic() - started < 1
