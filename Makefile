@@ -45,8 +45,8 @@ test: venv
 test-fast: venv
 	$(BIN)/pytest -m "not e2e"
 
-run: venv .secret_key
-	$(WITH_SECRET) VENV=$(VENV) HOST=$(HOST) \
+run: venv .secret_key migrate
+	$(WITH_SECRET) VENV=$(VENV) HOST=$(HOST) PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
 		$(BIN)/honcho start --port $(PORT) --concurrency worker=$(WORKERS)
 
 clean:

@@ -4,7 +4,9 @@ Workers run the production settings module (segsite.settings) against the test d
 the test Redis database and the test media folder, with the real weights.
 """
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,25 +27,16 @@ TERMINAL = {"succeeded", "failed", "canceled"}
 class WorkerProcess:
     """A `celery worker` in its own process group, so SIGKILL takes its pool child too."""
 
-    def __init__(self, name, log_path, queues="light", env=None):
+    def __init__(self, name, log_path, queues="light", env=None, pool_args=()):
         self.name = name
         self.log_path = log_path
         self.queues = queues
         self.extra_env = env or {}
+        self.pool_args = list(pool_args) or ["--concurrency", "1"]
         self.process = None
 
     def start(self, timeout=120, expect_ready=True):
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "segsite.settings",
-            "DATABASE_URL": _test_database_url(),
-            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-            "SEGMENT_MODELS_DIR": str(settings.SEGMENT_MODELS_DIR),
-            "SECRET_KEY": settings.SECRET_KEY,
-            "PYTHONUNBUFFERED": "1",
-            **self.extra_env,
-        }
+        env = {**_service_env(), **self.extra_env}
         command = [
             sys.executable,
             "-m",
@@ -53,8 +46,7 @@ class WorkerProcess:
             "worker",
             "--queues",
             self.queues,
-            "--concurrency",
-            "1",
+            *self.pool_args,
             "--hostname",
             f"{self.name}@%h",
             "--loglevel",
@@ -94,6 +86,20 @@ class WorkerProcess:
                 self.kill()
 
 
+def _service_env():
+    """The environment of a process we start: production settings, the test services."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "segsite.settings",
+        "DATABASE_URL": _test_database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "SEGMENT_MODELS_DIR": str(settings.SEGMENT_MODELS_DIR),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 def _test_database_url():
     db = connection.settings_dict
     assert db["ENGINE"].endswith("postgresql"), "the end-to-end tests need PostgreSQL"
@@ -110,8 +116,9 @@ def clean_broker():
 def start_worker(django_db_setup, django_db_blocker, clean_broker, tmp_path_factory):
     started = []
 
-    def start(name, queues="light", env=None, expect_ready=True, timeout=120):
-        worker = WorkerProcess(name, tmp_path_factory.mktemp("workers") / f"{name}.log", queues, env)
+    def start(name, queues="light", env=None, expect_ready=True, timeout=120, pool_args=()):
+        log_path = tmp_path_factory.mktemp("workers") / f"{name}.log"
+        worker = WorkerProcess(name, log_path, queues, env, pool_args)
         started.append(worker)
         return worker.start(timeout=timeout, expect_ready=expect_ready)
 
@@ -128,13 +135,18 @@ class Client:
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Token {token}"
 
-    def submit(self, data, filename="photo.jpg", **fields):
+    def submit(self, data, filename="photo.jpg", headers=None, params=None, **fields):
         return self.session.post(
-            f"{self.base_url}/api/v1/jobs/", files={"image": (filename, data)}, data=fields, timeout=60
+            f"{self.base_url}/api/v1/jobs/",
+            files={"image": (filename, data)},
+            data=fields,
+            headers=headers,
+            params=params,
+            timeout=90,
         )
 
     def get(self, url):
-        return self.session.get(url, timeout=30)
+        return self.session.get(url if "://" in url else self.base_url + url, timeout=30)
 
     def wait(self, url, timeout=60):
         deadline = time.monotonic() + timeout
@@ -150,3 +162,58 @@ class Client:
 def client(live_server, django_user_model):
     user = django_user_model.objects.create_user(username="mobile-app")
     return Client(live_server.url, Token.objects.create(user=user).key)
+
+
+class ReceiverProcess:
+    """`manage.py webhook_receiver`, as a developer runs it, on a free local port."""
+
+    def __init__(self, secret, out_path, fail=0, delay=0.0):
+        command = [sys.executable, "manage.py", "webhook_receiver", "--port", "0", "--secret", secret]
+        command += ["--fail", str(fail), "--delay", str(delay)]
+        self.out_path = out_path
+        self.err_path = Path(f"{out_path}.stderr")
+        self.process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=_service_env(),
+            stdout=open(out_path, "wb"),
+            stderr=open(self.err_path, "wb"),
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while not (match := re.search(r"http://127.0.0.1:(\d+)/", self.err_path.read_text())):
+            assert self.process.poll() is None and time.monotonic() < deadline, self.err_path.read_text()
+            time.sleep(0.1)
+        self.url = f"http://127.0.0.1:{match.group(1)}/hooks/segment"
+
+    def deliveries(self):
+        """Every verified delivery so far: {webhook_id, timestamp, answered, payload}."""
+        text = Path(self.out_path).read_text()
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def wait_for(self, count, timeout=30, answered=200):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = [d for d in self.deliveries() if d["answered"] == answered]
+            if len(got) >= count:
+                return got
+            time.sleep(0.1)
+        raise AssertionError(f"{len(got)} of {count} deliveries after {timeout}s: {self.deliveries()}")
+
+    def stop(self):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def start_receiver(tmp_path):
+    started = []
+
+    def start(secret, **options):
+        started.append(ReceiverProcess(secret, tmp_path / f"receiver-{len(started)}.jsonl", **options))
+        return started[-1]
+
+    yield start
+    for receiver in started:
+        receiver.stop()
