@@ -229,6 +229,8 @@ class WebhookDelivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # Failures since the last success or redelivery: the index into WEBHOOK_RETRY_DELAYS.
     failures = models.PositiveSmallIntegerField(default=0)
+    # Set by each claim: only the attempt holding the current claim may settle the delivery.
+    claim = models.UUIDField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["created_at"]

@@ -79,8 +79,7 @@ class JobViewSet(
 
         # 4. Answer now, or once the job has finished if the client asked to wait.
         headers = {}
-        if wait:
-            wait_until_finished(job.id, wait)
+        if wait and wait_until_finished(job.id, wait):
             job = self.get_queryset().get(pk=job.pk)
             if prefer_header:
                 headers["Preference-Applied"] = f"wait={wait}"
@@ -117,7 +116,8 @@ def _requested_wait(request):
     if raw is None:
         return 0, False
     limit = settings.MAX_WAIT_SECONDS
-    if not raw.isdigit() or int(raw) > limit:
+    # ASCII digits only: str.isdigit() also passes "²" and "٣", which int() refuses or reads.
+    if not re.fullmatch(r"[0-9]{1,3}", raw) or int(raw) > limit:
         raise APIError("invalid_wait", f"wait must be a whole number of seconds from 0 to {limit}")
     return int(raw), match is not None
 

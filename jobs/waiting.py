@@ -3,11 +3,14 @@
 A worker that finishes a job publishes its status on a Redis channel named after it once
 the change is committed. A `Prefer: wait` request subscribes, checks the row once, gives
 its database connection back and blocks on the subscription: no polling, no connection
-held while it waits.
+held while it waits. It does hold a web thread, so each web process lets at most
+MAX_WAITING_REQUESTS wait at once; past that a request is answered at once (202), which
+keeps threads free for status reads.
 """
 
 import functools
 import logging
+import threading
 import time
 
 import redis
@@ -17,6 +20,11 @@ from django.db import connection, transaction
 from .models import Job
 
 log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _slots():
+    return threading.BoundedSemaphore(settings.MAX_WAITING_REQUESTS)
 
 
 def channel(job_id):
@@ -32,7 +40,7 @@ def publish_if_finished(job):
     """Within a status change's transaction: announce a finished job after the commit."""
     if job.status in Job.TERMINAL:
         job_id, status = job.id, job.status
-        transaction.on_commit(lambda: _publish(job_id, status))
+        transaction.on_commit(lambda: _publish(job_id, status), robust=True)
 
 
 def _publish(job_id, status):
@@ -43,7 +51,20 @@ def _publish(job_id, status):
 
 
 def wait_until_finished(job_id, seconds):
-    """Return once the job has finished or `seconds` have passed, whichever is first."""
+    """Return once the job has finished or `seconds` have passed, whichever is first.
+
+    False, at once, when this process already has its fill of waiting requests.
+    """
+    if not _slots().acquire(blocking=False):
+        return False
+    try:
+        _wait(job_id, seconds)
+    finally:
+        _slots().release()
+    return True
+
+
+def _wait(job_id, seconds):
     pubsub = _redis().pubsub(ignore_subscribe_messages=True)
     try:
         # Subscribe before looking, so a job finishing in between is not missed.

@@ -119,16 +119,19 @@ PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"
 REDIS_URL = env_str("REDIS_URL", env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"))
 # The longest a `Prefer: wait=N` request may hold its connection.
 MAX_WAIT_SECONDS = 60
+# Requests one web process lets wait at once; more are answered at once (202). Keep it
+# below the process's threads (WEB_THREADS) so that waiting never starves status reads.
+MAX_WAITING_REQUESTS = env_int("MAX_WAITING_REQUESTS", 4, minimum=0)
 
 # --- Webhooks -----------------------------------------------------------------------------
 # Hosts a webhook may go to even though they resolve to a loopback, private, link-local or
 # reserved address (a local receiver in development and tests). Exact host names or IPs.
 WEBHOOK_ALLOWED_HOSTS = [host.lower() for host in env_list("WEBHOOK_ALLOWED_HOSTS", [])]
-# Seconds one delivery attempt may take, connecting included.
+# Seconds one delivery attempt may take in all, connecting and reading included.
 WEBHOOK_TIMEOUT = env_int("WEBHOOK_TIMEOUT", 10, minimum=1)
 # Delays before each retry, in seconds: the Standard Webhooks schedule (5 s, 5 min, 30 min,
 # 2 h, 5 h, 10 h, 10 h), about 28 hours in all. Only network errors, timeouts, redirects,
-# 408, 429 and 5xx are retried; other 4xx mean the receiver refused the message.
+# 429 and 5xx are retried; other 4xx mean the receiver refused the message.
 WEBHOOK_RETRY_DELAYS = env_int_list(
     "WEBHOOK_RETRY_DELAYS", [5, 300, 1800, 7200, 18000, 36000, 36000], minimum=0
 )

@@ -28,9 +28,9 @@ class UnresolvableHost(WebhookURLError):
 @dataclass(frozen=True)
 class Target:
     scheme: str
-    host: str  # as written in the URL, for TLS and the Host header
+    host: str  # the URL's host, IDNA-encoded: for TLS and the Host header
     port: int
-    netloc: str  # host[:port] as written, for the Host header
+    netloc: str  # host[:port], for the Host header
     path: str  # path and query
     address: str  # the checked IP the request connects to
 
@@ -48,7 +48,9 @@ def resolve(url):
         for address in addresses:
             kind = refused_kind(address)
             if kind:
-                named = f"{host} is" if host == address else f"{host} resolves to {address},"
+                # The address itself is not named: that would let any client map the
+                # internal DNS through our resolver.
+                named = f"{host} is" if host == address else f"{host} resolves to"
                 raise WebhookURLError(
                     f"{named} a {kind} address; webhooks go to public addresses only "
                     "(an operator may allow a host with WEBHOOK_ALLOWED_HOSTS)"
@@ -58,9 +60,19 @@ def resolve(url):
 
 def refused_kind(address):
     """Why an address is refused ('loopback', 'private', ...), or None for a public one."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone (fe80::1%eth0)
-    if ip.version == 6 and ip.ipv4_mapped:  # ::ffff:10.0.0.1 is 10.0.0.1
-        ip = ip.ipv4_mapped
+    return _kind(ipaddress.ip_address(address.split("%", 1)[0]))  # drop an IPv6 zone (fe80::1%eth0)
+
+
+def _kind(ip):
+    if ip.version == 6:
+        # IPv6 forms that carry an IPv4 address reach that address.
+        if ip.ipv4_mapped:  # ::ffff:10.0.0.1
+            return _kind(ip.ipv4_mapped)
+        embedded = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)  # 2002:a9fe:a9fe::
+        if embedded and _kind(embedded):
+            return _kind(embedded)
+        if ip.is_site_local:  # fec0::/10, deprecated but still routed in places
+            return "site-local"
     # Order matters: 127.0.0.1 and 169.254.169.254 are also "private" to ipaddress.
     checks = [
         ("loopback", ip.is_loopback),
@@ -86,6 +98,10 @@ def _parse(url):
         raise WebhookURLError("only http and https URLs can receive webhooks")
     if not parts.hostname:
         raise WebhookURLError("the URL has no host")
+    try:  # international names travel as punycode, in DNS, TLS and the Host header alike
+        host = parts.hostname.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise WebhookURLError("the URL's host is not a valid domain name") from None
     if parts.username is not None or parts.password is not None:
         # They would travel in clear text in our logs and admin; the signature is the
         # receiver's proof that a delivery comes from us.
@@ -93,5 +109,7 @@ def _parse(url):
     if any(ord(char) < 33 for char in url):
         raise WebhookURLError("the URL contains spaces or control characters")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    bracketed = f"[{host}]" if ":" in host else host
+    netloc = bracketed if port is None else f"{bracketed}:{port}"
     port = port or (443 if parts.scheme == "https" else 80)
-    return parts.scheme, parts.hostname, port, parts.netloc, path
+    return parts.scheme, host, port, netloc, path

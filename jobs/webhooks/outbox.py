@@ -11,16 +11,20 @@
    would be redelivered again and again. The sweep also resends what a broker outage or a
    killed worker dropped.
 4. A job's deliveries go out in event order: `completed` waits while `running` is pending.
+
+Due times are the database's clock (Now()), so web and worker clocks need not agree.
 """
 
 import logging
+import uuid
 from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Now
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
 from ..models import Job, WebhookAttempt, WebhookDelivery, WebhookSecret
 from . import transport
@@ -30,8 +34,9 @@ log = logging.getLogger(__name__)
 
 DELIVER_TASK = "jobs.tasks.deliver_webhook"
 USER_AGENT = "segment-backend-webhooks/1"
-# Retries due sooner than this are sent with a countdown; later ones by the beat sweep.
-COUNTDOWN_LIMIT = 300
+# Retries due sooner than this are sent with a countdown; later ones by the beat sweep. Well
+# under the broker's visibility timeout, past which Redis would hand the message out again.
+COUNTDOWN_LIMIT = min(300, settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 2)
 # A claimed attempt not recorded within its timeout plus this is presumed dead (its
 # worker was killed) and becomes due again.
 LEASE_MARGIN = 60
@@ -86,68 +91,89 @@ def send(delivery_id, countdown=None):
         current_app.send_task(
             DELIVER_TASK, args=[str(delivery_id)], queue=settings.WEBHOOK_QUEUE, countdown=countdown
         )
-    except OperationalError as exc:
+    except Exception as exc:  # a broker outage, a full Redis: never the caller's failure
         log.warning("could not queue webhook delivery %s (the sweep will): %s", delivery_id, exc)
 
 
 def deliver(delivery_id):
     """Make one attempt at a delivery if it is due and this call wins the claim."""
-    delivery = _claim(delivery_id)
-    if delivery is None:
+    claim = _claim(delivery_id)
+    if claim is None:
         return None
+    delivery = WebhookDelivery.objects.select_related("job__owner").get(pk=delivery_id)
     started = timezone.now()
-    secrets = WebhookSecret.of(delivery.job.owner).signing_secrets(started)
-    headers = {
-        **signature_headers(str(delivery.id), delivery.payload, secrets, started),
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-    }
-    outcome = transport.post(delivery.url, delivery.payload.encode(), headers, settings.WEBHOOK_TIMEOUT)
-    _record(delivery, started, outcome)
+    try:
+        secrets = WebhookSecret.of(delivery.job.owner).signing_secrets(started)
+        headers = {
+            **signature_headers(str(delivery.id), delivery.payload, secrets, started),
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        outcome = transport.post(delivery.url, delivery.payload.encode(), headers, settings.WEBHOOK_TIMEOUT)
+    except Exception as exc:
+        # Recorded like any failure, so the schedule still ends; never an endless loop of
+        # unrecorded attempts.
+        log.exception("webhook delivery %s failed unexpectedly", delivery.id)
+        outcome = transport.Outcome(error=f"internal error: {type(exc).__name__}", retryable=True)
+    _record(delivery, claim, started, outcome)
     return outcome
 
 
 def _claim(delivery_id):
-    delivery = WebhookDelivery.objects.select_related("job__owner").filter(pk=delivery_id).first()
-    if delivery is None or delivery.state != PENDING:
-        return None  # deleted with its job, or already settled by another message
-    if delivery.event == "completed" and _running_is_pending(delivery.job_id):
-        return None  # in order: the running delivery sends this one when it settles
-    now = timezone.now()
-    lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT + LEASE_MARGIN)
-    claimed = WebhookDelivery.objects.filter(
-        pk=delivery.pk, state=PENDING, next_attempt_at__lte=now + EARLY_SLACK
-    ).update(next_attempt_at=lease)
-    return delivery if claimed else None
+    """A token for one attempt if the delivery is due, in order and not claimed meanwhile."""
+    token = uuid.uuid4()
+    claimed = (
+        _due()
+        .filter(pk=delivery_id, next_attempt_at__lte=Now() + EARLY_SLACK)
+        .update(
+            claim=token, next_attempt_at=Now() + timedelta(seconds=settings.WEBHOOK_TIMEOUT + LEASE_MARGIN)
+        )
+    )
+    return token if claimed else None
 
 
-def _running_is_pending(job_id):
-    return WebhookDelivery.objects.filter(job_id=job_id, event="running", state=PENDING).exists()
+def _due():
+    """Pending deliveries not held back by their job's pending `running` delivery (order)."""
+    running_pending = WebhookDelivery.objects.filter(job=OuterRef("job"), event="running", state=PENDING)
+    return WebhookDelivery.objects.filter(state=PENDING).exclude(
+        Q(event="completed") & Exists(running_pending)
+    )
 
 
-def _record(delivery, started, outcome):
+def _record(delivery, claim, started, outcome):
     delays = settings.WEBHOOK_RETRY_DELAYS
     delay = None
-    if outcome.delivered:
-        delivery.state, delivery.next_attempt_at = WebhookDelivery.State.DELIVERED, None
-    elif outcome.retryable and delivery.failures < len(delays):
-        delay = delays[delivery.failures]
-        delivery.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-        delivery.failures += 1
-    else:
-        delivery.state, delivery.next_attempt_at = WebhookDelivery.State.FAILED, None
-        delivery.failures += 1
     with transaction.atomic():
+        current = WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).first()
+        if current is None:
+            return  # deleted with its job meanwhile
         WebhookAttempt.objects.create(
-            delivery=delivery,
-            number=delivery.attempts.count() + 1,
+            delivery=current,
+            number=current.attempts.count() + 1,  # numbered under the row lock
             started_at=started,
             duration_ms=outcome.duration_ms,
             status_code=outcome.status_code,
             response_body=outcome.response_body,
             error=outcome.error,
         )
-        delivery.save(update_fields=["state", "next_attempt_at", "failures"])
+        if current.state != PENDING or current.claim != claim:
+            # A later claim (a redelivery, or a sweep after our lease ran out) owns it now.
+            log.info(
+                "webhook %s: a stale attempt ended (%s); state left alone", delivery.id, outcome.error or "ok"
+            )
+            return
+        if outcome.delivered:
+            current.state, current.next_attempt_at = WebhookDelivery.State.DELIVERED, None
+        elif outcome.retryable and current.failures < len(delays):
+            delay = delays[current.failures]
+            current.next_attempt_at = Now() + timedelta(seconds=delay)
+            current.failures += 1
+        else:
+            current.state, current.next_attempt_at = WebhookDelivery.State.FAILED, None
+            current.failures += 1
+        current.claim = None
+        current.save(update_fields=["state", "next_attempt_at", "failures", "claim"])
+    delivery = current
     log.info(
         "webhook %s (%s of job %s): %s %s",
         delivery.id,
@@ -163,16 +189,15 @@ def _record(delivery, started, outcome):
 
 
 def _send_next_of_job(job_id):
-    for delivery_id in WebhookDelivery.objects.filter(
-        job_id=job_id, state=PENDING, next_attempt_at__lte=timezone.now()
-    ).values_list("id", flat=True):
+    for delivery_id in _due().filter(job_id=job_id, next_attempt_at__lte=Now()).values_list("id", flat=True):
         send(delivery_id)
 
 
 def dispatch_due(limit=1000):
     """Queue every pending delivery that is due (the beat sweep); returns how many."""
     due = list(
-        WebhookDelivery.objects.filter(state=PENDING, next_attempt_at__lte=timezone.now())
+        _due()
+        .filter(next_attempt_at__lte=Now())
         .order_by("next_attempt_at")
         .values_list("id", flat=True)[:limit]
     )

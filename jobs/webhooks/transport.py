@@ -1,21 +1,22 @@
 """One delivery attempt: a POST to a checked address, classified for the retry schedule.
 
-urllib3 is used directly so that the request connects to the address addresses.resolve()
-checked (TLS still verifies the URL's host name), follows no redirect and retries nothing
-on its own: the outbox decides about retries and records every attempt.
+urllib3's connection class is used directly so that the request connects to the address
+addresses.resolve() checked (TLS still verifies the URL's host name), follows no redirect
+and retries nothing on its own: the outbox decides about retries and records each attempt.
 """
 
+import socket
+import threading
 import time
 from dataclasses import dataclass
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from . import addresses
 
 # The start of the receiver's answer kept with the attempt, for whoever debugs it.
 MAX_RESPONSE_CHARS = 1000
-# Statuses below 500 that still mean "try again later".
-RETRYABLE_STATUSES = {408, 429}
 
 
 @dataclass
@@ -32,10 +33,14 @@ class Outcome:
 
 
 def post(url, body, headers, timeout):
-    """POST `body` (bytes) to `url`; never raises for anything the network or receiver does."""
+    """POST `body` (bytes) to `url` within `timeout` seconds in all; never raises for
+    anything the network or the receiver does."""
     started = time.monotonic()
     outcome = _attempt(url, body, headers, timeout)
     outcome.duration_ms = int((time.monotonic() - started) * 1000)
+    # PostgreSQL text cannot hold NUL; a receiver's answer may.
+    outcome.response_body = outcome.response_body.replace("\x00", "")
+    outcome.error = outcome.error.replace("\x00", "")[:500]
     return outcome
 
 
@@ -43,48 +48,68 @@ def _attempt(url, body, headers, timeout):
     try:
         target = addresses.resolve(url)
     except addresses.UnresolvableHost as exc:
-        return Outcome(error=str(exc)[:500], retryable=True)  # DNS failures pass
+        return Outcome(error=str(exc), retryable=True)  # DNS failures pass
     except addresses.WebhookURLError as exc:
-        return Outcome(error=str(exc)[:500], retryable=False)
-    pool = _pool(target, timeout)
+        return Outcome(error=str(exc), retryable=False)
+    connection = _connection(target, timeout)
+    # A socket timeout bounds each read, not the whole exchange: a receiver dripping one
+    # header line at a time could hold this thread for hours. The watchdog shuts the
+    # socket at the deadline, which ends whatever read is under way.
+    watchdog = _Watchdog(connection, timeout)
     try:
-        response = pool.urlopen(
-            "POST",
-            target.path,
-            body=body,
-            headers={**headers, "Host": target.netloc},
-            redirect=False,
-            retries=False,
-            preload_content=False,
-            assert_same_host=False,
+        connection.request(
+            "POST", target.path, body=body, headers={**headers, "Host": target.netloc}, preload_content=False
         )
-        try:
-            text = response.read(MAX_RESPONSE_CHARS).decode("utf-8", "replace")
-        finally:
-            response.release_conn()
-    except urllib3.exceptions.NewConnectionError as exc:  # refused, unreachable (a TimeoutError subclass)
-        return Outcome(error=_describe(exc), retryable=True)
-    except urllib3.exceptions.TimeoutError:
-        return Outcome(error=f"no answer within {timeout} s", retryable=True)
-    except urllib3.exceptions.HTTPError as exc:  # reset, TLS, protocol errors
-        return Outcome(error=_describe(exc), retryable=True)
+        response = connection.getresponse()
+        text = response.read(MAX_RESPONSE_CHARS).decode("utf-8", "replace")
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        if (
+            watchdog.fired
+            or isinstance(exc, (TimeoutError, urllib3.exceptions.TimeoutError))
+            and not _refused(exc)
+        ):
+            return Outcome(error=f"no answer within {timeout} s", retryable=True)
+        return Outcome(error=_describe(exc), retryable=True)  # refused, reset, TLS, protocol
     finally:
-        pool.close()
-    return _classify(response.status, text[:MAX_RESPONSE_CHARS], response.headers.get("Location"))
+        watchdog.cancel()
+        connection.close()
+    if watchdog.fired:
+        return Outcome(error=f"no answer within {timeout} s", retryable=True)
+    return _classify(response.status, text, response.headers.get("Location"))
 
 
-def _pool(target, timeout):
-    options = {"timeout": urllib3.Timeout(total=timeout), "retries": False, "maxsize": 1}
+class _Watchdog:
+    def __init__(self, connection, timeout):
+        self.fired = False
+        self._connection = connection
+        self._timer = threading.Timer(timeout, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self):
+        self.fired = True
+        sock = self._connection.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self):
+        self._timer.cancel()
+
+
+def _connection(target, timeout):
     if target.scheme == "https":
-        return urllib3.HTTPSConnectionPool(
+        return HTTPSConnection(
             target.address,
             target.port,
+            timeout=timeout,
             server_hostname=target.host,
             assert_hostname=target.host,
             cert_reqs="CERT_REQUIRED",
-            **options,
         )
-    return urllib3.HTTPConnectionPool(target.address, target.port, **options)
+    return HTTPConnection(target.address, target.port, timeout=timeout)
 
 
 def _classify(status, text, location):
@@ -93,13 +118,18 @@ def _classify(status, text, location):
     if 300 <= status < 400:
         # Following would leave the checked address; a fixed configuration may stop it.
         error = f"HTTP {status}: redirect to {location or '(no Location)'} not followed"
-        return Outcome(status_code=status, response_body=text, error=error[:500], retryable=True)
-    retryable = status >= 500 or status in RETRYABLE_STATUSES
+        return Outcome(status_code=status, response_body=text, error=error, retryable=True)
+    retryable = status >= 500 or status == 429
     error = f"HTTP {status}" + ("" if retryable else ": the receiver refused the delivery; not retried")
     return Outcome(status_code=status, response_body=text, error=error, retryable=retryable)
+
+
+def _refused(exc):
+    # urllib3's NewConnectionError (connection refused) is a subclass of its timeout error.
+    return isinstance(exc, urllib3.exceptions.NewConnectionError)
 
 
 def _describe(exc):
     # urllib3 wraps the interesting part (ConnectionRefusedError, an SSL error) in reason.
     reason = getattr(exc, "reason", None) or exc
-    return f"{type(reason).__name__}: {reason}"[:500]
+    return f"{type(reason).__name__}: {reason}"

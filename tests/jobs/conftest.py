@@ -1,4 +1,6 @@
 import socket
+import threading
+import time
 
 import pytest
 
@@ -45,3 +47,30 @@ def fake_dns(monkeypatch):
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     return names
+
+
+@pytest.fixture
+def dripping_receiver():
+    """A receiver that answers one header line every 0.3 s, for ever: a slowloris."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    stop = threading.Event()
+
+    def drip():
+        connection, _ = server.accept()
+        connection.recv(65536)
+        try:
+            connection.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not stop.wait(0.3):
+                connection.sendall(b"X-Drip: 1\r\n")
+        except OSError:
+            pass
+        finally:
+            connection.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    stop.set()
+    time.sleep(0.01)
+    server.close()

@@ -22,6 +22,9 @@ REFUSED = {
     "http://2130706433/": "loopback",  # 127.0.0.1 written as one number
     "http://0x7f.1/": "loopback",
     "http://localhost/hook": "loopback",  # resolved by the real resolver
+    "http://[2002:a9fe:a9fe::]/": "link-local",  # 6to4 wrapping 169.254.169.254
+    "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/": "private",  # Teredo to 10.0.0.1
+    "http://[fec0::1]/": "site-local",
 }
 
 
@@ -55,8 +58,11 @@ def test_malformed_and_non_http_urls_are_refused(url, reason):
 
 def test_a_hostname_resolving_to_a_private_address_is_refused(fake_dns):
     fake_dns["intranet.example.com"] = "10.1.2.3"
-    with pytest.raises(WebhookURLError, match="intranet.example.com resolves to 10.1.2.3, a private address"):
+    with pytest.raises(
+        WebhookURLError, match="intranet.example.com resolves to a private address"
+    ) as refused:
         resolve("https://intranet.example.com/hook")
+    assert "10.1.2.3" not in str(refused.value)  # the internal DNS is not ours to map for clients
 
 
 def test_a_host_is_refused_if_any_of_its_addresses_is_private(monkeypatch):
@@ -69,7 +75,7 @@ def test_a_host_is_refused_if_any_of_its_addresses_is_private(monkeypatch):
         ]
 
     monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
-    with pytest.raises(WebhookURLError, match="192.168.0.9"):
+    with pytest.raises(WebhookURLError, match="resolves to a private address"):
         resolve("https://mixed.example.com/")
 
 
@@ -85,6 +91,14 @@ def test_a_public_url_resolves_to_the_address_to_connect_to(fake_dns):
     assert target.host == "hooks.example.com" and target.netloc == "hooks.example.com:8443"
     assert target.path == "/segment/done?app=ios"
     assert resolve("http://93.184.216.34").port == 80 and resolve("http://93.184.216.34").path == "/"
+
+
+def test_an_international_host_travels_as_punycode(fake_dns):
+    fake_dns["xn--bcher-kva.de"] = "93.184.216.34"
+    target = resolve("https://bücher.de/hook")
+    assert target.host == "xn--bcher-kva.de" and target.netloc == "xn--bcher-kva.de"
+    with pytest.raises(WebhookURLError, match="not a valid domain name"):
+        resolve("https://" + "a" * 64 + ".example.com/")
 
 
 def test_an_allowlisted_host_may_be_local(settings):

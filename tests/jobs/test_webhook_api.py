@@ -85,38 +85,52 @@ def test_the_account_needs_a_token(anonymous):
     assert_error(anonymous.get("/api/v1/account/rotate-webhook-secret/"), 401)
 
 
+def post_job(client, query="", **headers):
+    from .helpers import upload
+
+    return client.post(
+        f"/api/v1/jobs/{query}", {"image": upload(), "task": "semantic"}, format="multipart", **headers
+    )
+
+
+@pytest.fixture
+def no_waiting_slots(settings):
+    settings.MAX_WAITING_REQUESTS = 0
+    waiting._slots.cache_clear()  # the semaphore is sized once per process
+    yield
+    waiting._slots.cache_clear()
+
+
 @pytest.mark.parametrize(
     "headers, query",
     [
         ({"HTTP_PREFER": "wait=61"}, ""),
         ({"HTTP_PREFER": "wait=soon"}, ""),
+        ({"HTTP_PREFER": "wait=\u00b2"}, ""),  # a superscript two: isdigit(), not int()
         ({}, "?wait=-1"),
         ({}, "?wait=1.5"),
+        ({}, "?wait=%D9%A3"),  # an Arabic-Indic three
+        ({}, "?wait=" + "9" * 5000),  # past int()'s digit limit
     ],
 )
 def test_a_bad_wait_is_400_before_anything_is_stored(alice, sent, headers, query):
-    from .helpers import upload
-
-    response = alice.post(
-        f"/api/v1/jobs/{query}", {"image": upload(), "task": "semantic"}, format="multipart", **headers
-    )
-    assert_error(response, 400, "invalid_wait")
+    assert_error(post_job(alice, query, **headers), 400, "invalid_wait")
     assert Job.objects.count() == 0
 
 
 def test_a_wait_that_runs_out_answers_202_with_the_job_in_progress(alice, sent):
-    from .helpers import upload
-
     started = time.monotonic()
-    response = alice.post(
-        "/api/v1/jobs/",
-        {"image": upload(), "task": "semantic"},
-        format="multipart",
-        HTTP_PREFER="respond-async, wait=1",
-    )
+    response = post_job(alice, HTTP_PREFER="respond-async, wait=1")
     assert response.status_code == 202 and response.json()["status"] == "queued"
     assert response["Preference-Applied"] == "wait=1"
     assert 1.0 <= time.monotonic() - started < 5
+
+
+def test_past_the_waiting_limit_a_request_is_answered_at_once(alice, sent, no_waiting_slots):
+    started = time.monotonic()
+    response = post_job(alice, HTTP_PREFER="wait=30")
+    assert response.status_code == 202 and "Preference-Applied" not in response
+    assert time.monotonic() - started < 5
 
 
 @pytest.mark.django_db(transaction=True)

@@ -280,3 +280,54 @@ def test_a_job_that_could_not_be_queued_still_notifies(
         delivery.event == "completed"
         and json.loads(delivery.payload)["error"]["code"] == "broker_unavailable"
     )
+
+
+def test_a_stale_attempt_cannot_undo_a_later_ones_result(
+    make_job, receiver, queued, settings, django_capture_on_commit_callbacks
+):
+    from jobs.webhooks import transport
+
+    hooks = receiver([200])
+    job = make_job(hooks.url)
+    finish(job, django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.get(job=job)
+    stale_claim = outbox._claim(delivery.id)  # attempt A hangs past its lease...
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    deliver_due(queued, django_capture_on_commit_callbacks)  # ...B is sent and delivered
+    outbox._record(
+        delivery, stale_claim, timezone.now(), transport.Outcome(error="no answer", retryable=True)
+    )
+    delivery.refresh_from_db()
+    assert delivery.state == "delivered" and delivery.next_attempt_at is None
+    assert [(a.number, a.error) for a in delivery.attempts.all()] == [(1, ""), (2, "no answer")]
+
+
+def test_the_sweep_skips_completed_deliveries_held_back_by_their_running_one(
+    make_job, receiver, queued, settings, django_capture_on_commit_callbacks
+):
+    settings.WEBHOOK_RETRY_DELAYS = [3600]
+    job = make_job(receiver([500]).url, "running,completed")
+    finish(job, django_capture_on_commit_callbacks)
+    running, completed = WebhookDelivery.objects.filter(job=job)
+    queued.clear()
+    assert outbox.dispatch_due() == 1 and queued == [(str(running.id), None)]  # not completed
+
+
+def test_an_unexpected_error_in_an_attempt_is_recorded_and_the_schedule_still_ends(
+    make_job, receiver, queued, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from jobs.webhooks import transport
+
+    settings.WEBHOOK_RETRY_DELAYS = [0]
+    job = make_job(receiver([200]).url)
+    finish(job, django_capture_on_commit_callbacks)
+
+    def explode(*args, **kwargs):
+        raise UnicodeEncodeError("latin-1", "例", 0, 1, "not encodable")
+
+    monkeypatch.setattr(transport, "post", explode)
+    for _ in range(3):
+        deliver_due(queued, django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.get(job=job)
+    assert delivery.state == "failed"
+    assert [a.error for a in delivery.attempts.all()] == ["internal error: UnicodeEncodeError"] * 2
