@@ -58,3 +58,35 @@ def test_engines_take_tiny_and_extreme_aspect_images(engines, name):
     engine = engines.get_engine(name)
     for shape in [(1, 1, 3), (2, 2000, 3), (900, 3, 3)]:
         engine.infer(np.full(shape, 90, dtype=np.uint8), {})
+
+
+@pytest.mark.parametrize("name", ["stc.jpg", "stc.png"])
+def test_deeplab_finds_the_people_and_monitors_of_the_wide_office_photo(engines, name):
+    # MAX's own test pixels, in its 513x256 output: background, a person, a monitor.
+    rgb = np.asarray(Image.open(eval_photo(f"max/{name}")).convert("RGB"))
+    class_map = engines.get_engine("deeplabv3_mnv2_pascal").infer(rgb, {}).class_map
+    small = np.asarray(Image.fromarray(class_map).resize((513, 256), Image.NEAREST))
+    assert (small[0, 0], small[130, 170], small[200, 500]) == (0, 15, 20)
+    assert (class_map == 20).mean() > 0.01 and (class_map == 15).mean() > 0.15
+
+
+def test_deeplab_tiles_split_their_overlaps_at_the_midpoints_between_centres(monkeypatch):
+    from workers.engines.deeplab_tflite import DeepLabTFLiteEngine
+
+    engine = DeepLabTFLiteEngine(spec=None)
+    seen = []
+
+    def tile_index(rgb):  # each tile answers with its own number
+        seen.append(rgb.shape[:2])
+        return np.full(rgb.shape[:2], len(seen), dtype=np.uint8)
+
+    monkeypatch.setattr(engine, "_infer_once", tile_index)
+    wide = engine._infer_tiled(np.zeros((100, 250, 3), np.uint8))
+    assert seen == [(100, 100)] * 3
+    # Tiles start at 0, 75, 150; their centres 50, 125, 200 meet at 87.5 and 162.5.
+    assert [int(wide[0, x]) for x in (0, 87, 88, 162, 163, 249)] == [1, 1, 2, 2, 3, 3]
+    seen.clear()
+    assert engine._infer_tiled(np.zeros((100, 140, 3), np.uint8)).max() == 1 and len(seen) == 1
+    seen.clear()
+    engine._infer_tiled(np.zeros((2, 2000, 3), np.uint8))  # a strip: at most four tiles
+    assert len(seen) == 4 and seen[0] == (2, 500)

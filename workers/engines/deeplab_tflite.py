@@ -1,5 +1,7 @@
 """DeepLabV3 (MobileNetV2) on PASCAL VOC, int8 TFLite with the argmax in the graph."""
 
+import math
+
 import numpy as np
 from PIL import Image
 
@@ -8,6 +10,9 @@ from .litert import make_interpreter
 
 # The model normalises internally as (x - 128) / 128, so 128 pads with "zero signal".
 PAD_VALUE = 128
+# An image longer than this many times its width (or the reverse) is run in tiles.
+TILE_ASPECT = 1.5
+MAX_TILES = 4
 
 
 class DeepLabTFLiteEngine(Engine):
@@ -18,6 +23,35 @@ class DeepLabTFLiteEngine(Engine):
         self.size = int(self.input["shape"][1])
 
     def infer(self, rgb, options):
+        height, width = rgb.shape[:2]
+        if height > width:  # tile along the long side: the same code for both orientations
+            class_map = self._infer_tiled(rgb.transpose(1, 0, 2)).T
+        else:
+            class_map = self._infer_tiled(rgb)
+        return SemanticResult(class_map=keep_classes(class_map, options.get("class_ids")))
+
+    def _infer_tiled(self, rgb):
+        """A wide image as overlapping, roughly square tiles, each run at full input size.
+
+        Letterboxed whole, a 2:1 photo fills half the 513x513 input and small objects
+        vanish (the monitors of MAX's stc.jpg test image). Each pixel takes the class from
+        the tile whose centre is nearest, so the overlaps split at their midpoints.
+        """
+        height, width = rgb.shape[:2]
+        count = min(MAX_TILES, math.ceil(width / height)) if width > TILE_ASPECT * height else 1
+        if count == 1:
+            return self._infer_once(rgb)
+        length = max(height, math.ceil(width / count))
+        starts = [round(i * (width - length) / (count - 1)) for i in range(count)]
+        centres = [start + length / 2 for start in starts]
+        bounds = [0] + [math.ceil((a + b) / 2) for a, b in zip(centres, centres[1:], strict=False)] + [width]
+        class_map = np.empty((height, width), dtype=np.uint8)
+        for start, left, right in zip(starts, bounds, bounds[1:], strict=False):
+            tile = self._infer_once(rgb[:, start : start + length])
+            class_map[:, left:right] = tile[:, left - start : right - start]
+        return class_map
+
+    def _infer_once(self, rgb):
         height, width = rgb.shape[:2]
         scale = self.size / max(height, width)
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
@@ -34,8 +68,7 @@ class DeepLabTFLiteEngine(Engine):
 
         # 3. Back to the original size; nearest keeps ids exact.
         small = Image.fromarray(class_map.astype(np.uint8))
-        full = np.asarray(small.resize((width, height), Image.NEAREST))
-        return SemanticResult(class_map=keep_classes(full, options.get("class_ids")))
+        return np.asarray(small.resize((width, height), Image.NEAREST))
 
 
 def keep_classes(class_map, class_ids):
