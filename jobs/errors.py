@@ -22,6 +22,7 @@ class APIError(exceptions.APIException):
         self.status_code = status_code
         self.error_code = code
         self.headers = headers or {}
+        self.extra = {}  # more keys for the error object, e.g. the id of a job to poll
 
 
 # Codes raised with ValidationError(..., code=X) that are worth surfacing as-is.
@@ -61,7 +62,7 @@ def exception_handler(exc, context):
     if response is None:
         return None  # unexpected: Django logs it and handler500 answers in our shape
     if isinstance(exc, APIError):
-        body = error_body(exc.error_code, str(exc.detail))
+        body = error_body(exc.error_code, str(exc.detail), **exc.extra)
         for name, value in exc.headers.items():
             response[name] = value
     elif isinstance(exc, exceptions.ValidationError):

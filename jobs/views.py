@@ -12,7 +12,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from workers.catalog import MODELS, default_models
-from workers.imageio import ImageError, decode_image
 
 from .errors import APIError
 from .files import job_file_names, token_is_valid
@@ -22,10 +21,8 @@ from .models import Job, WebhookSecret
 from .serializers import AccountSerializer, JobCreateSerializer, JobSerializer
 from .services import BrokerUnavailable, create_job, delete_job
 from .storage import job_file_path
-from .waiting import wait_until_finished
-
-# Multipart framing and the small form fields around the image.
-MULTIPART_OVERHEAD = 64 * 1024
+from .uploads import check_content_length, decode_upload, queue_unavailable
+from .waiting import wait_until_finished, waiting_slot
 
 
 class JobViewSet(
@@ -41,19 +38,14 @@ class JobViewSet(
     def create(self, request):
         # 1. Refuse oversized bodies before Django spools them to disk, and a bad wait
         #    before anything is stored.
-        _check_content_length(request)
+        check_content_length(request)
         wait, prefer_header = _requested_wait(request)
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        upload = serializer.validated_data["image"]
-        if upload.size > settings.MAX_UPLOAD_BYTES:
-            raise _too_large(upload.size)
 
         # 2. Decode now, so a bad image is the client's 4xx, not a failed job later.
-        try:
-            decoded = decode_image(upload, settings.MAX_IMAGE_PIXELS)
-        except ImageError as exc:
-            raise APIError(exc.code, exc.message, exc.status) from None
+        upload = serializer.validated_data["image"]
+        decoded = decode_upload(upload)
 
         # 3. Store and queue.
         data = serializer.validated_data
@@ -70,19 +62,18 @@ class JobViewSet(
                 webhook_events,
             )
         except BrokerUnavailable:
-            raise APIError(
-                "queue_unavailable",
-                "The job queue is unavailable; try again shortly.",
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                headers={"Retry-After": "30"},
-            ) from None
+            raise queue_unavailable() from None
 
-        # 4. Answer now, or once the job has finished if the client asked to wait.
+        # 4. Answer now, or once the job has finished if the client asked to wait (and
+        #    this process has a waiting slot left; if not, answer now).
         headers = {}
-        if wait and wait_until_finished(job.id, wait):
-            job = self.get_queryset().get(pk=job.pk)
-            if prefer_header:
-                headers["Preference-Applied"] = f"wait={wait}"
+        if wait:
+            with waiting_slot() as free:
+                if free:
+                    wait_until_finished(job.id, wait)
+                    job = self.get_queryset().get(pk=job.pk)
+                    if prefer_header:
+                        headers["Preference-Applied"] = f"wait={wait}"
         body = JobSerializer(job, context={"request": request}).data
         headers["Location"] = str(body["url"])
         finished = job.status in Job.TERMINAL
@@ -120,23 +111,6 @@ def _requested_wait(request):
     if not re.fullmatch(r"[0-9]{1,3}", raw) or int(raw) > limit:
         raise APIError("invalid_wait", f"wait must be a whole number of seconds from 0 to {limit}")
     return int(raw), match is not None
-
-
-def _check_content_length(request):
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise APIError("malformed_request", "Content-Length is not a number.") from None
-    if length > settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD:
-        raise _too_large(length)
-
-
-def _too_large(size):
-    return APIError(
-        "upload_too_large",
-        f"the upload is {size} bytes; the limit is {settings.MAX_UPLOAD_BYTES}",
-        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-    )
 
 
 class ModelListView(APIView):

@@ -12,6 +12,7 @@ import functools
 import logging
 import threading
 import time
+from contextlib import contextmanager
 
 import redis
 from django.conf import settings
@@ -50,21 +51,20 @@ def _publish(job_id, status):
         log.warning("could not announce that job %s finished: %s", job_id, exc)
 
 
-def wait_until_finished(job_id, seconds):
-    """Return once the job has finished or `seconds` have passed, whichever is first.
-
-    False, at once, when this process already has its fill of waiting requests.
-    """
-    if not _slots().acquire(blocking=False):
-        return False
+@contextmanager
+def waiting_slot():
+    """Yields whether this request may wait: False when this process already has
+    MAX_WAITING_REQUESTS requests waiting."""
+    acquired = _slots().acquire(blocking=False)
     try:
-        _wait(job_id, seconds)
+        yield acquired
     finally:
-        _slots().release()
-    return True
+        if acquired:
+            _slots().release()
 
 
-def _wait(job_id, seconds):
+def wait_until_finished(job_id, seconds):
+    """Return once the job has finished or `seconds` have passed, whichever is first."""
     pubsub = _redis().pubsub(ignore_subscribe_messages=True)
     try:
         # Subscribe before looking, so a job finishing in between is not missed.

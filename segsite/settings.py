@@ -101,6 +101,9 @@ SEGMENT_MODELS_DIR = env_path("SEGMENT_MODELS_DIR", BASE_DIR / "models")
 WORKER_MODELS = env_list("WORKER_MODELS", [])
 # Uploads over this many bytes get 413 before their body is parsed.
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1024)
+# Django refuses non-file bodies above this; a JSON body carries an image in base64 (a third
+# larger), so allow that much (jobs/uploads.py answers 413 past it before reading).
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES * 4 // 3 + 64 * 1024
 # Images over this many pixels get 413 before they are decoded (decompression bombs).
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
 # A job that kills its worker this many times fails with worker_lost instead of looping.
@@ -122,6 +125,21 @@ MAX_WAIT_SECONDS = 60
 # Requests one web process lets wait at once; more are answered at once (202). Keep it
 # below the process's threads (WEB_THREADS) so that waiting never starves status reads.
 MAX_WAITING_REQUESTS = env_int("MAX_WAITING_REQUESTS", 4, minimum=0)
+
+# --- Compatible APIs (MAX Image Segmenter, the PixelLib/Flask iOS API) ---------------------
+# Their clients send no token: let them in as one dedicated user when true (see README).
+COMPAT_ALLOW_ANONYMOUS = env_bool("COMPAT_ALLOW_ANONYMOUS", False)
+COMPAT_ANONYMOUS_USERNAME = "compat-anonymous"
+# Seconds a synchronous compatible request waits for its job before answering 202 with it.
+COMPAT_TIMEOUT = env_int("COMPAT_TIMEOUT", 60, minimum=1)
+# MAX's MODEL_TYPE: `mobile` (the light DeepLab) or `full` (DeepLabV3+ Xception, if installed).
+MAX_MODEL_TYPE = env_str("MAX_MODEL_TYPE", "mobile")
+if MAX_MODEL_TYPE not in ("mobile", "full"):
+    raise ImproperlyConfigured(f"MAX_MODEL_TYPE={MAX_MODEL_TYPE!r} is neither mobile nor full")
+# MAX's IMAGE_SIZE: seg_map is the class map of the image resized to this longest side.
+MAX_IMAGE_SIZE = env_int("MAX_IMAGE_SIZE", 513, minimum=16)
+if MAX_IMAGE_SIZE > 1024:
+    raise ImproperlyConfigured(f"MAX_IMAGE_SIZE={MAX_IMAGE_SIZE} is above its maximum 1024")
 
 # --- Webhooks -----------------------------------------------------------------------------
 # Hosts a webhook may go to even though they resolve to a loopback, private, link-local or

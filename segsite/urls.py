@@ -4,6 +4,8 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("jobs.urls")),
+    # Other servers' protocols at their own paths, so their clients need only a new host.
+    path("", include("jobs.compat.urls")),
 ]
 
 # The whole site speaks JSON errors, including Django's own 400/403/404/500.

@@ -11,6 +11,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs import services
+from workers import registry
+from workers.catalog import model_problems, required_model_names
 
 REPO = Path(__file__).resolve().parent.parent
 EVAL = REPO.parent / "shared" / "eval"
@@ -79,3 +81,16 @@ def sent(monkeypatch):
     recorder = SentTasks()
     monkeypatch.setattr(services, "current_app", recorder)
     return recorder
+
+
+@pytest.fixture(scope="session")
+def engines():
+    """Every light engine, loaded once with the real weights that `make setup` installs.
+
+    Never the heavy ones: importing pixellib would switch this process to graph mode.
+    """
+    names = required_model_names()
+    problems = list(model_problems(names))
+    assert not problems, f"weights missing, run `make setup`: {problems}"
+    registry.load_engines(names)
+    return registry

@@ -1,0 +1,20 @@
+"""Who a compatible client is: a token as everywhere, or, when the operator allows it,
+one dedicated anonymous user for clients that cannot send a token."""
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from rest_framework.authentication import BaseAuthentication, TokenAuthentication
+
+
+class CompatAnonymousAuthentication(BaseAuthentication):
+    """With COMPAT_ALLOW_ANONYMOUS, a request with no Authorization header runs as the
+    `compat-anonymous` user. A wrong token is still refused (TokenAuthentication first)."""
+
+    def authenticate(self, request):
+        if not settings.COMPAT_ALLOW_ANONYMOUS or request.META.get("HTTP_AUTHORIZATION"):
+            return None
+        user, _ = get_user_model().objects.get_or_create(username=settings.COMPAT_ANONYMOUS_USERNAME)
+        return user, None
+
+
+AUTHENTICATION_CLASSES = [TokenAuthentication, CompatAnonymousAuthentication]

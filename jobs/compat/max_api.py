@@ -1,0 +1,123 @@
+"""IBM MAX Image Segmenter's API: predict, metadata, labels, with MAX's shapes.
+
+`seg_map` is the class id of every pixel of the image resized (as MAX resizes it, by int()
+truncation) so that its longest side is MAX_IMAGE_SIZE; rows are the height. Errors have
+MAX's shape, {"status": "error", "message": ...}, plus our stable `code`.
+"""
+
+import numpy as np
+from django.conf import settings
+from django.core.files.storage import default_storage
+from PIL import Image
+from rest_framework import serializers
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from workers.catalog import MODELS, SEMANTIC
+
+from ..errors import APIError, exception_handler
+from ..storage import job_file_path
+from ..uploads import check_content_length, decode_upload
+from .auth import AUTHENTICATION_CLASSES
+from .sync import run_to_completion
+
+MODEL_TYPES = {"mobile": "deeplabv3_mnv2_pascal", "full": "deeplabv3plus_xception_pascal"}
+
+
+class PredictRequest(serializers.Serializer):
+    image = serializers.FileField(allow_empty_file=False, help_text="An image file (PNG, JPEG, ...)")
+    model = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text="`mobile`, `full` or a semantic model's name; MAX_MODEL_TYPE when absent",
+    )
+
+
+def max_exception_handler(exc, context):
+    """Our errors, reshaped as MAX answered them."""
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    error = response.data["error"]
+    body = {"status": "error", "message": error["message"], "code": error["code"]}
+    if "fields" in error:
+        body["message"] = "Input payload validation failed"
+        body["errors"] = {name: " ".join(problems) for name, problems in error["fields"].items()}
+    body.update({key: error[key] for key in ("job_id", "job_url") if key in error})
+    response.data = body
+    return response
+
+
+class MAXView(APIView):
+    authentication_classes = AUTHENTICATION_CLASSES
+
+    def get_exception_handler(self):
+        return max_exception_handler
+
+
+def resolve_model(requested=None):
+    """The semantic model a MAX request runs: its `model`, else MAX_MODEL_TYPE."""
+    name = MODEL_TYPES.get(requested or settings.MAX_MODEL_TYPE, requested)
+    if not requested and name == MODEL_TYPES["full"] and not MODELS[name].weights_status()[0]:
+        name = MODEL_TYPES["mobile"]  # `full` without its weights: serve what is installed
+    spec = MODELS.get(name)
+    if spec is None or spec.task != SEMANTIC:
+        semantic = ", ".join(n for n, s in MODELS.items() if s.task == SEMANTIC)
+        raise APIError("unknown_model", f"model must be mobile, full or one of: {semantic}")
+    if not spec.weights_status()[0]:
+        raise APIError("model_unavailable", f"model {name!r} is not installed on this server")
+    return spec
+
+
+def max_size(width, height):
+    """MAX's resize: the longest side becomes MAX_IMAGE_SIZE, the other is truncated."""
+    ratio = settings.MAX_IMAGE_SIZE / max(width, height)
+    return max(1, int(ratio * width)), max(1, int(ratio * height))
+
+
+class PredictView(MAXView):
+    """POST /model/predict: segment an image and answer MAX's seg_map."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    def post(self, request):
+        check_content_length(request)
+        form = PredictRequest(data=request.data)
+        form.is_valid(raise_exception=True)
+        spec = resolve_model(form.validated_data.get("model"))
+        upload = form.validated_data["image"]
+        decoded = decode_upload(upload)
+        job = run_to_completion(request, upload, decoded, SEMANTIC, spec.name)
+        with default_storage.open(job_file_path(job, job.outputs["mask"]), "rb") as fileobj:
+            mask = Image.open(fileobj)
+            mask.load()
+        size = max_size(*mask.size)
+        seg_map = np.asarray(mask.resize(size, Image.NEAREST)).tolist()
+        return Response({"status": "ok", "image_size": list(size), "seg_map": seg_map})
+
+
+class MetadataView(MAXView):
+    """GET /model/metadata: MAX's identity, describing the model this server runs."""
+
+    def get(self, request):
+        spec = resolve_model()
+        return Response(
+            {
+                # id, name and type are MAX's own, so that clients checking them still work.
+                "id": "max-image-segmenter",
+                "name": "MAX Image Segmenter",
+                "description": f"{spec.description}. Served by segment-backend as model {spec.name}.",
+                "type": "Object Detection",
+                "license": spec.weights.licence,
+                "source": "segment-backend's MAX-compatible API (docs/max-image-segmenter.md)",
+            }
+        )
+
+
+class LabelsView(MAXView):
+    """GET /model/labels: the 21 PASCAL VOC labels, in class id order."""
+
+    def get(self, request):
+        spec = resolve_model()
+        return Response([{"id": index, "name": name} for index, name in enumerate(spec.labels)])

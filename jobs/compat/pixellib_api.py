@@ -1,0 +1,99 @@
+"""The PixelLib + Flask tutorial API that iOS apps call: base64 image in, overlay out.
+
+POST /semantic or /instance with {"image": "<base64>"} answers {"output_image": "<base64>"},
+the segmented overlay in the input's format (JPEG in, JPEG out). iOS encodes base64 with a
+line break every 64 characters, and some clients send a `data:` URL: both are accepted.
+"""
+
+import base64
+import binascii
+import io
+import re
+
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from workers.catalog import INSTANCE, MODELS, SEMANTIC, default_models
+
+from ..errors import APIError
+from ..storage import job_file_path
+from ..uploads import body_limit, check_content_length, decode_upload
+from .auth import AUTHENTICATION_CLASSES
+from .sync import run_to_completion
+
+_DATA_URL = re.compile(r"^\s*data:[^,]{0,100},")
+_WHITESPACE = re.compile(r"\s+")
+# Pillow's save() options per format: a JPEG overlay at a quality a phone shows well.
+SAVE_OPTIONS = {"JPEG": {"quality": 90}, "WEBP": {"quality": 90}}
+
+
+class PixelLibRequest(serializers.Serializer):
+    image = serializers.CharField(help_text="The image file, base64 (line breaks and a data: prefix allowed)")
+    model = serializers.CharField(
+        required=False, max_length=64, help_text="a model of this task; its default when absent"
+    )
+
+
+class PixelLibResponse(serializers.Serializer):
+    output_image = serializers.CharField(help_text="The overlay, base64, in the input image's format")
+
+
+def decode_base64(text):
+    """The bytes of a base64 image as iOS and browsers send it, or a 400."""
+    text = _WHITESPACE.sub("", _DATA_URL.sub("", text, count=1))
+    text += "=" * (-len(text) % 4)  # some encoders drop the padding
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        try:  # the URL-safe alphabet (- and _), as some web clients use
+            data = base64.b64decode(text, altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            raise APIError("invalid_base64", "image is not valid base64") from None
+    if not data:
+        raise APIError("invalid_image", "image is empty")
+    return data
+
+
+def encode_like(png_bytes, image_format):
+    """The overlay PNG re-encoded in the client's own format, as base64."""
+    image = Image.open(io.BytesIO(png_bytes))
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format=image_format, **SAVE_OPTIONS.get(image_format, {}))
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+class _SegmentView(APIView):
+    authentication_classes = AUTHENTICATION_CLASSES
+    parser_classes = [JSONParser]
+    task = None
+
+    def post(self, request):
+        check_content_length(request, body_limit())
+        form = PixelLibRequest(data=request.data)
+        form.is_valid(raise_exception=True)
+        model = form.validated_data.get("model") or default_models()[self.task]
+        if model not in MODELS or MODELS[model].task != self.task or not MODELS[model].weights_status()[0]:
+            raise APIError("unknown_model", f"{model!r} is not an installed {self.task} model")
+        upload = SimpleUploadedFile("upload", decode_base64(form.validated_data["image"]))
+        decoded = decode_upload(upload)
+        job = run_to_completion(request, upload, decoded, self.task, model)
+        with default_storage.open(job_file_path(job, job.outputs["overlay"]), "rb") as fileobj:
+            overlay = fileobj.read()
+        return Response({"output_image": encode_like(overlay, decoded.format)}, status=status.HTTP_200_OK)
+
+
+class SemanticView(_SegmentView):
+    """POST /semantic: PASCAL VOC classes painted over the photo."""
+
+    task = SEMANTIC
+
+
+class InstanceView(_SegmentView):
+    """POST /instance: every object's mask, box, label and score over the photo."""
+
+    task = INSTANCE

@@ -1,0 +1,58 @@
+"""Running a job to completion inside one request, for the synchronous protocols."""
+
+from django.conf import settings
+from django.urls import reverse
+from rest_framework import status
+
+from ..errors import APIError
+from ..links import absolute_url
+from ..models import Job
+from ..services import BrokerUnavailable, create_job
+from ..uploads import queue_unavailable
+from ..waiting import wait_until_finished, waiting_slot
+
+
+class NotFinished(APIError):
+    """The job outlived COMPAT_TIMEOUT: 202 with its id, so the client can poll it."""
+
+    def __init__(self, request, job):
+        super().__init__(
+            "not_finished",
+            f"The job did not finish within {settings.COMPAT_TIMEOUT} s; it is still {job.status}. "
+            "Poll job_url (with a token) for its result.",
+            status.HTTP_202_ACCEPTED,
+        )
+        self.extra = {"job_id": str(job.id), "job_url": job_url(request, job)}
+
+
+def job_url(request, job):
+    return absolute_url(request, reverse("job-detail", kwargs={"pk": job.id}))
+
+
+def run_to_completion(request, upload, decoded, task, model):
+    """Queue a job as the API does and wait for it; return it succeeded, or raise."""
+    with waiting_slot() as free:
+        if not free:  # checked before the job exists, so no job is left behind unwatched
+            raise APIError(
+                "busy",
+                "Too many requests are waiting for results on this server; try again shortly.",
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": "5"},
+            )
+        try:
+            job = create_job(request.user, upload, decoded, task, model, options={})
+        except BrokerUnavailable:
+            raise queue_unavailable() from None
+        wait_until_finished(job.id, settings.COMPAT_TIMEOUT)
+    job.refresh_from_db()
+    if job.status == Job.Status.SUCCEEDED:
+        return job
+    if job.status in Job.ACTIVE:
+        raise NotFinished(request, job)
+    error = APIError(
+        job.error_code or "canceled",
+        job.error_message or "The job was canceled before it finished.",
+        status.HTTP_409_CONFLICT if job.status == Job.Status.CANCELED else status.HTTP_502_BAD_GATEWAY,
+    )
+    error.extra = {"job_id": str(job.id), "job_url": job_url(request, job)}
+    raise error

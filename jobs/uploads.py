@@ -1,0 +1,58 @@
+"""Checks every way of uploading an image shares: size before parsing, then a full decode.
+
+The REST API, the MAX-compatible and the PixelLib-compatible endpoints all refuse the same
+images with the same codes, before anything is stored.
+"""
+
+from django.conf import settings
+from rest_framework import status
+
+from workers.imageio import ImageError, decode_image
+
+from .errors import APIError
+
+# Multipart framing and the small form fields around the image.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def body_limit():
+    """The largest request body worth reading: an image at the limit, base64-encoded, and
+    its framing (JSON bodies carry base64, a third larger than the bytes)."""
+    return settings.MAX_UPLOAD_BYTES * 4 // 3 + MULTIPART_OVERHEAD
+
+
+def check_content_length(request, limit=None):
+    """413 before Django reads or spools a body that cannot hold an acceptable image."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise APIError("malformed_request", "Content-Length is not a number.") from None
+    if length > (limit or settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD):
+        raise too_large(length)
+
+
+def too_large(size):
+    return APIError(
+        "upload_too_large",
+        f"the upload is {size} bytes; the limit is {settings.MAX_UPLOAD_BYTES}",
+        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+
+
+def decode_upload(upload):
+    """The decoded image of an uploaded file, or the APIError that refuses it."""
+    if upload.size > settings.MAX_UPLOAD_BYTES:
+        raise too_large(upload.size)
+    try:
+        return decode_image(upload, settings.MAX_IMAGE_PIXELS)
+    except ImageError as exc:
+        raise APIError(exc.code, exc.message, exc.status) from None
+
+
+def queue_unavailable():
+    return APIError(
+        "queue_unavailable",
+        "The job queue is unavailable; try again shortly.",
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "30"},
+    )
