@@ -1,4 +1,6 @@
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from workers.catalog import MODELS, TASKS, default_models
@@ -105,6 +107,31 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
         fields = ["id", "event", "state", "url", "created_at", "next_attempt_at", "attempts"]
 
 
+class JobInputSerializer(serializers.Serializer):
+    filename = serializers.CharField(help_text="the uploaded file's name")
+    width = serializers.IntegerField(help_text="as displayed: EXIF orientation applied")
+    height = serializers.IntegerField()
+    url = serializers.URLField(help_text="signed, expires after FILE_URL_MAX_AGE")
+
+
+class JobTimingsSerializer(serializers.Serializer):
+    queue_ms = serializers.IntegerField(allow_null=True)
+    inference_ms = serializers.IntegerField(allow_null=True)
+    rendering_ms = serializers.IntegerField(allow_null=True)
+
+
+class JobResultSerializer(serializers.Serializer):
+    files = serializers.DictField(
+        child=serializers.URLField(), help_text="kind (mask, overlay, instances) -> signed URL"
+    )
+    summary = serializers.DictField(help_text="per-class pixel counts, or the instances with their RLE masks")
+
+
+class JobErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
 class JobSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
     input = serializers.SerializerMethodField()
@@ -136,9 +163,11 @@ class JobSerializer(serializers.ModelSerializer):
 
     webhook_deliveries = WebhookDeliverySerializer(many=True, read_only=True)
 
+    @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, job):
         return absolute_url(self.context.get("request"), reverse("job-detail", kwargs={"pk": job.id}))
 
+    @extend_schema_field(JobInputSerializer)
     def get_input(self, job):
         name = job.input_filename
         return {
@@ -148,9 +177,11 @@ class JobSerializer(serializers.ModelSerializer):
             "url": signed_file_url(self.context.get("request"), job, name),
         }
 
+    @extend_schema_field(JobTimingsSerializer)
     def get_timings(self, job):
         return {"queue_ms": job.queue_ms, "inference_ms": job.inference_ms, "rendering_ms": job.rendering_ms}
 
+    @extend_schema_field(JobResultSerializer(allow_null=True))
     def get_result(self, job):
         if job.status != Job.Status.SUCCEEDED:
             return None
@@ -158,6 +189,7 @@ class JobSerializer(serializers.ModelSerializer):
         files = {kind: signed_file_url(request, job, name) for kind, name in job.outputs.items()}
         return {"files": files, "summary": job.result}
 
+    @extend_schema_field(JobErrorSerializer(allow_null=True))
     def get_error(self, job):
         if not job.error_code:
             return None

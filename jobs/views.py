@@ -4,6 +4,7 @@ import re
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -18,6 +19,7 @@ from .files import job_file_names, token_is_valid
 from .filters import JobFilter
 from .liveness import live_queues
 from .models import Job, WebhookSecret
+from .openapi import FILE_RESPONSES, MODEL_LIST, SUBMIT_ERRORS, WAIT_PARAMETERS, errors
 from .serializers import AccountSerializer, JobCreateSerializer, JobSerializer
 from .services import BrokerUnavailable, create_job, delete_job
 from .storage import job_file_path
@@ -25,6 +27,29 @@ from .uploads import check_content_length, decode_upload, queue_unavailable
 from .waiting import wait_until_finished, waiting_slot
 
 
+@extend_schema_view(
+    list=extend_schema(
+        summary="The caller's jobs, newest first",
+        responses={200: JobSerializer(many=True), **errors([400, 401, 404])},
+    ),
+    retrieve=extend_schema(summary="One job", responses={200: JobSerializer, **errors([401, 404])}),
+    destroy=extend_schema(summary="Delete a job and its files", responses={204: None, **errors([401, 404])}),
+    create=extend_schema(
+        summary="Submit an image",
+        request={"multipart/form-data": JobCreateSerializer},
+        parameters=WAIT_PARAMETERS,
+        responses={
+            201: OpenApiResponse(JobSerializer, description="finished while the request waited"),
+            202: OpenApiResponse(JobSerializer, description="queued (or still in progress after the wait)"),
+            **errors(SUBMIT_ERRORS),
+        },
+    ),
+    cancel=extend_schema(
+        summary="Cancel a queued or running job",
+        request=None,
+        responses={200: JobSerializer, **errors([401, 404, 409])},
+    ),
+)
 class JobViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
@@ -32,6 +57,8 @@ class JobViewSet(
     filterset_class = JobFilter
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
+            return Job.objects.none()
         # Another user's job is simply not found: 404, never 403, so ids leak nothing.
         return Job.objects.filter(owner=self.request.user).prefetch_related("webhook_deliveries__attempts")
 
@@ -116,6 +143,7 @@ def _requested_wait(request):
 class ModelListView(APIView):
     """Every model: its weights' state, the live workers serving it, and the defaults."""
 
+    @extend_schema(summary="The models", responses={200: MODEL_LIST, **errors([401])})
     def get(self, request):
         defaults = default_models()
         serving = live_queues()
@@ -142,6 +170,11 @@ class JobFileView(APIView):
 
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        summary="A job's input or output file",
+        description="For the owner's token, or anyone holding the signed URL from the job.",
+        responses=FILE_RESPONSES,
+    )
     def get(self, request, pk, name):
         job = Job.objects.filter(pk=pk).first()
         if job is None or name not in job_file_names(job):
@@ -163,6 +196,7 @@ class JobFileView(APIView):
 class AccountView(APIView):
     """The caller's account: who they are and the secret their webhooks are signed with."""
 
+    @extend_schema(summary="The caller's account", responses={200: AccountSerializer, **errors([401])})
     def get(self, request):
         return Response(_account(request.user))
 
@@ -171,6 +205,11 @@ class RotateWebhookSecretView(APIView):
     """Replace the webhook secret. Deliveries are signed with the old one too for
     WEBHOOK_SECRET_GRACE seconds, so a receiver can switch without missing one."""
 
+    @extend_schema(
+        summary="Replace the webhook secret",
+        request=None,
+        responses={200: AccountSerializer, **errors([401])},
+    )
     def post(self, request):
         WebhookSecret.of(request.user).rotate()
         return Response(_account(request.user))

@@ -35,6 +35,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by us: no CDN needed
     "jobs",
     "workers",
 ]
@@ -202,6 +204,31 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "jobs.pagination.JobPagination",
     "EXCEPTION_HANDLER": "jobs.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# OpenAPI 3 at /api/schema/, Swagger UI at /api/docs/ (see jobs/openapi.py).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "segment-backend",
+    "DESCRIPTION": (
+        "Image segmentation jobs: upload an image, get a job, poll it, wait for it or receive "
+        "a signed webhook, and download its mask and overlay. Also MAX Image Segmenter's and "
+        "the PixelLib/Flask iOS API's protocols. Every error is JSON with a stable code."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatus": "jobs.models.Job.Status",
+        "WebhookEvent": "jobs.models.WEBHOOK_EVENTS",
+    },
+    # The compatible endpoints' anonymous access is an operator's switch, not a scheme.
+    "AUTHENTICATION_WHITELIST": ["rest_framework.authentication.TokenAuthentication"],
 }
 
 LOGGING = {

@@ -8,6 +8,7 @@ MAX's shape, {"status": "error", "message": ...}, plus our stable `code`.
 import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
+from drf_spectacular.utils import extend_schema, inline_serializer
 from PIL import Image
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -17,6 +18,7 @@ from rest_framework.views import APIView
 from workers.catalog import MODELS, SEMANTIC
 
 from ..errors import APIError, exception_handler
+from ..openapi import SYNC_ERRORS, MAXError, errors
 from ..storage import job_file_path
 from ..uploads import check_content_length, decode_upload
 from .auth import AUTHENTICATION_CLASSES
@@ -76,11 +78,38 @@ def max_size(width, height):
     return max(1, int(ratio * width)), max(1, int(ratio * height))
 
 
+PREDICT_RESPONSE = inline_serializer(
+    "MAXPrediction",
+    {
+        "status": serializers.ChoiceField(choices=["ok"]),
+        "image_size": serializers.ListField(
+            child=serializers.IntegerField(), help_text="[width, height] of seg_map"
+        ),
+        "seg_map": serializers.ListField(
+            child=serializers.ListField(child=serializers.IntegerField()), help_text="rows of class ids"
+        ),
+    },
+)
+METADATA_RESPONSE = inline_serializer(
+    "MAXMetadata",
+    {name: serializers.CharField() for name in ("id", "name", "description", "type", "license", "source")},
+)
+LABELS_RESPONSE = inline_serializer(
+    "MAXLabel", {"id": serializers.IntegerField(), "name": serializers.CharField()}, many=True
+)
+
+
 class PredictView(MAXView):
     """POST /model/predict: segment an image and answer MAX's seg_map."""
 
     parser_classes = [MultiPartParser, FormParser]
 
+    @extend_schema(
+        tags=["MAX Image Segmenter"],
+        summary="Segment an image (MAX protocol)",
+        request={"multipart/form-data": PredictRequest},
+        responses={200: PREDICT_RESPONSE, **errors(SYNC_ERRORS, MAXError)},
+    )
     def post(self, request):
         check_content_length(request)
         form = PredictRequest(data=request.data)
@@ -100,6 +129,9 @@ class PredictView(MAXView):
 class MetadataView(MAXView):
     """GET /model/metadata: MAX's identity, describing the model this server runs."""
 
+    @extend_schema(
+        tags=["MAX Image Segmenter"], responses={200: METADATA_RESPONSE, **errors([401], MAXError)}
+    )
     def get(self, request):
         spec = resolve_model()
         return Response(
@@ -118,6 +150,7 @@ class MetadataView(MAXView):
 class LabelsView(MAXView):
     """GET /model/labels: the 21 PASCAL VOC labels, in class id order."""
 
+    @extend_schema(tags=["MAX Image Segmenter"], responses={200: LABELS_RESPONSE, **errors([401], MAXError)})
     def get(self, request):
         spec = resolve_model()
         return Response([{"id": index, "name": name} for index, name in enumerate(spec.labels)])

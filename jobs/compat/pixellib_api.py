@@ -12,6 +12,7 @@ import re
 
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from drf_spectacular.utils import extend_schema
 from PIL import Image
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
@@ -21,6 +22,7 @@ from rest_framework.views import APIView
 from workers.catalog import INSTANCE, MODELS, SEMANTIC, default_models
 
 from ..errors import APIError
+from ..openapi import SYNC_ERRORS, errors
 from ..storage import job_file_path
 from ..uploads import body_limit, check_content_length, decode_upload
 from .auth import AUTHENTICATION_CLASSES
@@ -72,6 +74,11 @@ class _SegmentView(APIView):
     parser_classes = [JSONParser]
     task = None
 
+    @extend_schema(
+        tags=["PixelLib iOS API"],
+        request=PixelLibRequest,
+        responses={200: PixelLibResponse, **errors(SYNC_ERRORS)},
+    )
     def post(self, request):
         check_content_length(request, body_limit())
         form = PixelLibRequest(data=request.data)

@@ -1,0 +1,100 @@
+"""What the OpenAPI schema says about responses the serializers cannot describe by
+themselves: the error shapes and each endpoint's error statuses.
+
+Kept next to the code that raises them; tests/test_schema.py fuzzes every endpoint with
+schemathesis and fails on any status or body the schema does not describe.
+"""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
+from rest_framework import serializers
+
+
+class ErrorDetail(serializers.Serializer):
+    code = serializers.CharField(help_text="stable and machine-readable, e.g. invalid_image")
+    message = serializers.CharField(help_text="for humans")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="validation errors: every problem, per field",
+    )
+    job_id = serializers.UUIDField(required=False, help_text="the job to poll, when one was created")
+    job_url = serializers.URLField(required=False, help_text="where to poll it (with a token)")
+
+
+class Error(serializers.Serializer):
+    error = ErrorDetail()
+
+
+class MAXError(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["error"])
+    message = serializers.CharField()
+    code = serializers.CharField(help_text="our stable code (MAX had none)")
+    errors = serializers.DictField(child=serializers.CharField(), required=False, help_text="per field")
+    job_id = serializers.UUIDField(required=False)
+    job_url = serializers.URLField(required=False)
+
+
+def errors(statuses, shape=Error):
+    """{status: described error response} for the statuses an endpoint may answer."""
+    return {code: OpenApiResponse(shape, description=DESCRIPTIONS[code]) for code in statuses}
+
+
+DESCRIPTIONS = {
+    202: "The job did not finish in time (`not_finished`): poll `job_url`.",
+    400: "Invalid request: a field, the image, the webhook URL or the wait value.",
+    401: "No token, or a wrong one.",
+    404: "No such resource, or another user's.",
+    409: "The job has already ended (or was canceled while the request waited).",
+    413: "The upload or the image is too large.",
+    415: "The image format or the request's content type is not supported.",
+    502: "The job failed in its worker; `code` says why.",
+    503: "The job queue is unavailable, or too many requests are waiting: retry later.",
+}
+
+SUBMIT_ERRORS = (400, 401, 413, 415, 503)
+SYNC_ERRORS = (202, 400, 401, 409, 413, 415, 502, 503)
+
+WAIT_PARAMETERS = [
+    OpenApiParameter(
+        "Prefer",
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        description="`wait=N` (RFC 7240), N from 0 to 60: answer once the job has finished (201) "
+        "or N seconds have passed (202)",
+    ),
+    OpenApiParameter("wait", OpenApiTypes.INT, description="as `Prefer: wait=N`"),
+]
+
+FILE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp", "image/tiff"]
+FILE_RESPONSES = {**{(200, media): OpenApiTypes.BINARY for media in FILE_TYPES}, **errors([404])}
+
+MODEL_LIST = inline_serializer(
+    "ModelList",
+    {
+        "models": inline_serializer(
+            "Model",
+            {
+                "name": serializers.CharField(),
+                "task": serializers.ChoiceField(choices=["semantic", "instance"]),
+                "description": serializers.CharField(),
+                "labels": serializers.ListField(child=serializers.CharField()),
+                "input_size": serializers.ListField(child=serializers.IntegerField()),
+                "weights": inline_serializer(
+                    "ModelWeights",
+                    {
+                        "present": serializers.BooleanField(),
+                        "detail": serializers.CharField(
+                            allow_null=True, help_text="why the weights are missing"
+                        ),
+                        "licence": serializers.CharField(),
+                    },
+                ),
+                "workers": serializers.ListField(child=serializers.CharField()),
+                "default": serializers.BooleanField(),
+            },
+            many=True,
+        ),
+        "defaults": serializers.DictField(child=serializers.CharField()),
+    },
+)
