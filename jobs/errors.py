@@ -7,6 +7,7 @@
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -47,6 +48,12 @@ _CODES = {
 }
 
 
+def job_deleted():
+    return APIError(
+        "job_deleted", "The job was deleted while the request waited for it.", status.HTTP_409_CONFLICT
+    )
+
+
 def error_body(code, message, **extra):
     return {"error": {"code": code, "message": message, **extra}}
 
@@ -58,6 +65,12 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = APIError(
+            "upload_too_large", "The request body is too large.", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        )
+    elif isinstance(exc, SuspiciousOperation):  # too many form fields or files, a bad multipart
+        exc = APIError("malformed_request", f"The request was refused: {exc}")
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # unexpected: Django logs it and handler500 answers in our shape

@@ -45,14 +45,15 @@ DESCRIPTIONS = {
     400: "Invalid request: a field, the image, the webhook URL or the wait value.",
     401: "No token, or a wrong one.",
     404: "No such resource, or another user's.",
-    409: "The job has already ended (or was canceled while the request waited).",
+    406: "The Accept header asks for something other than JSON.",
+    409: "The job has already ended, or was canceled or deleted while the request waited.",
     413: "The upload or the image is too large.",
     415: "The image format or the request's content type is not supported.",
     502: "The job failed in its worker; `code` says why.",
     503: "The job queue is unavailable, or too many requests are waiting: retry later.",
 }
 
-SUBMIT_ERRORS = (400, 401, 413, 415, 503)
+SUBMIT_ERRORS = (400, 401, 409, 413, 415, 503)
 SYNC_ERRORS = (202, 400, 401, 409, 413, 415, 502, 503)
 
 WAIT_PARAMETERS = [
@@ -67,7 +68,12 @@ WAIT_PARAMETERS = [
 ]
 
 FILE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp", "image/tiff"]
-FILE_RESPONSES = {**{(200, media): OpenApiTypes.BINARY for media in FILE_TYPES}, **errors([404])}
+FILE_RESPONSES = {**{(200, media): OpenApiTypes.BINARY for media in FILE_TYPES}, **errors([401, 404])}
+FILE_PARAMETERS = [
+    OpenApiParameter(
+        "token", OpenApiTypes.STR, description="the signature from a signed file URL; none for the owner"
+    ),
+]
 
 MODEL_LIST = inline_serializer(
     "ModelList",
@@ -98,3 +104,39 @@ MODEL_LIST = inline_serializer(
         "defaults": serializers.DictField(child=serializers.CharField()),
     },
 )
+
+
+def add_common_responses(result, generator, request, public):
+    """drf-spectacular post-processing: what every operation may answer, described once.
+
+    406 for an Accept header we cannot satisfy (JSON is all we render), the headers our
+    answers carry (Location on a submit, Preference-Applied after a wait, Retry-After
+    on a 503).
+    """
+    header = {"schema": {"type": "string"}}
+    for path, operations in result["paths"].items():
+        shape = "MAXError" if path.startswith("/model/") else "Error"
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            if "200" not in responses or "application/json" in responses["200"].get("content", {}):
+                responses.setdefault(
+                    "406",
+                    {
+                        "description": DESCRIPTIONS[406],
+                        "content": {
+                            "application/json": {"schema": {"$ref": f"#/components/schemas/{shape}"}}
+                        },
+                    },
+                )
+            if "503" in responses:
+                responses["503"]["headers"] = {"Retry-After": {**header, "description": "seconds"}}
+            if path == "/api/v1/jobs/" and method == "post":
+                for status in ("201", "202"):
+                    responses[status]["headers"] = {
+                        "Location": {**header, "required": True, "description": "the job's URL"},
+                        "Preference-Applied": {
+                            **header,
+                            "description": "wait=N, when Prefer: wait was honoured",
+                        },
+                    }
+    return result

@@ -16,9 +16,10 @@ MULTIPART_OVERHEAD = 64 * 1024
 
 
 def body_limit():
-    """The largest request body worth reading: an image at the limit, base64-encoded, and
-    its framing (JSON bodies carry base64, a third larger than the bytes)."""
-    return settings.MAX_UPLOAD_BYTES * 4 // 3 + MULTIPART_OVERHEAD
+    """The largest JSON body worth reading: an image at the limit in base64 (4/3 of its
+    bytes), with iOS's escaped line break every 64 characters (4/64 more), and framing.
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE is the same figure, for Django's own check."""
+    return settings.MAX_UPLOAD_BYTES * 3 // 2 + MULTIPART_OVERHEAD
 
 
 def check_content_length(request, limit=None):
@@ -27,14 +28,20 @@ def check_content_length(request, limit=None):
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         raise APIError("malformed_request", "Content-Length is not a number.") from None
-    if length > (limit or settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD):
-        raise too_large(length)
+    limit = limit or settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD
+    if length > limit:
+        raise APIError(
+            "upload_too_large",
+            f"the request body is {length} bytes, more than any acceptable image needs ({limit}); "
+            f"images may be up to {settings.MAX_UPLOAD_BYTES} bytes",
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
 
 
 def too_large(size):
     return APIError(
         "upload_too_large",
-        f"the upload is {size} bytes; the limit is {settings.MAX_UPLOAD_BYTES}",
+        f"the image is {size} bytes; the limit is {settings.MAX_UPLOAD_BYTES}",
         status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     )
 

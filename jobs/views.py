@@ -8,18 +8,19 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from workers.catalog import MODELS, default_models
 
-from .errors import APIError
+from .errors import APIError, job_deleted
 from .files import job_file_names, token_is_valid
 from .filters import JobFilter
 from .liveness import live_queues
 from .models import Job, WebhookSecret
-from .openapi import FILE_RESPONSES, MODEL_LIST, SUBMIT_ERRORS, WAIT_PARAMETERS, errors
+from .openapi import FILE_PARAMETERS, FILE_RESPONSES, MODEL_LIST, SUBMIT_ERRORS, WAIT_PARAMETERS, errors
 from .serializers import AccountSerializer, JobCreateSerializer, JobSerializer
 from .services import BrokerUnavailable, create_job, delete_job
 from .storage import job_file_path
@@ -98,7 +99,9 @@ class JobViewSet(
             with waiting_slot() as free:
                 if free:
                     wait_until_finished(job.id, wait)
-                    job = self.get_queryset().get(pk=job.pk)
+                    job = self.get_queryset().filter(pk=job.pk).first()
+                    if job is None:
+                        raise job_deleted()
                     if prefer_header:
                         headers["Preference-Applied"] = f"wait={wait}"
         body = JobSerializer(job, context={"request": request}).data
@@ -165,14 +168,24 @@ class ModelListView(APIView):
         return Response({"models": models, "defaults": defaults})
 
 
+class AnyAccept(DefaultContentNegotiation):
+    """Files go out as what they are; an image viewer's `Accept: image/*` must not turn
+    a file into a 406. Errors are JSON whatever the client accepts."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class JobFileView(APIView):
     """A job's input or output file, for its owner or the holder of a signed URL."""
 
     permission_classes = [AllowAny]
+    content_negotiation_class = AnyAccept
 
     @extend_schema(
         summary="A job's input or output file",
         description="For the owner's token, or anyone holding the signed URL from the job.",
+        parameters=FILE_PARAMETERS,
         responses=FILE_RESPONSES,
     )
     def get(self, request, pk, name):

@@ -52,10 +52,10 @@ def _publish(job_id, status):
 
 
 @contextmanager
-def waiting_slot():
+def waiting_slot(timeout=0):
     """Yields whether this request may wait: False when this process already has
-    MAX_WAITING_REQUESTS requests waiting."""
-    acquired = _slots().acquire(blocking=False)
+    MAX_WAITING_REQUESTS requests waiting and none ends within `timeout` seconds."""
+    acquired = _slots().acquire(timeout=timeout) if timeout else _slots().acquire(blocking=False)
     try:
         yield acquired
     finally:

@@ -103,9 +103,9 @@ SEGMENT_MODELS_DIR = env_path("SEGMENT_MODELS_DIR", BASE_DIR / "models")
 WORKER_MODELS = env_list("WORKER_MODELS", [])
 # Uploads over this many bytes get 413 before their body is parsed.
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1024)
-# Django refuses non-file bodies above this; a JSON body carries an image in base64 (a third
-# larger), so allow that much (jobs/uploads.py answers 413 past it before reading).
-DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES * 4 // 3 + 64 * 1024
+# Django refuses non-file bodies above this; a JSON body carries an image in base64, a third
+# larger and more with line breaks (jobs/uploads.py answers 413 past it before reading).
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES * 3 // 2 + 64 * 1024
 # Images over this many pixels get 413 before they are decoded (decompression bombs).
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
 # A job that kills its worker this many times fails with worker_lost instead of looping.
@@ -124,9 +124,10 @@ PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"
 REDIS_URL = env_str("REDIS_URL", env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"))
 # The longest a `Prefer: wait=N` request may hold its connection.
 MAX_WAIT_SECONDS = 60
-# Requests one web process lets wait at once; more are answered at once (202). Keep it
-# below the process's threads (WEB_THREADS) so that waiting never starves status reads.
-MAX_WAITING_REQUESTS = env_int("MAX_WAITING_REQUESTS", 4, minimum=0)
+# Requests one web process lets wait for a job at once (`Prefer: wait` and the compatible
+# MAX and iOS endpoints alike); past it `Prefer: wait` is answered at once (202) and the
+# compatible endpoints 503. Keep it below WEB_THREADS so that status reads always get one.
+MAX_WAITING_REQUESTS = env_int("MAX_WAITING_REQUESTS", 4, minimum=1)
 
 # --- Compatible APIs (MAX Image Segmenter, the PixelLib/Flask iOS API) ---------------------
 # Their clients send no token: let them in as one dedicated user when true (see README).
@@ -198,7 +199,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.JSONParser",
+        "jobs.parsers.JSONParser",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -227,6 +228,10 @@ SPECTACULAR_SETTINGS = {
         "JobStatus": "jobs.models.Job.Status",
         "WebhookEvent": "jobs.models.WEBHOOK_EVENTS",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "jobs.openapi.add_common_responses",
+    ],
     # The compatible endpoints' anonymous access is an operator's switch, not a scheme.
     "AUTHENTICATION_WHITELIST": ["rest_framework.authentication.TokenAuthentication"],
 }

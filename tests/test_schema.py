@@ -98,3 +98,11 @@ def test_every_answer_to_a_token_holder_matches_the_schema(case, token):
 @hypothesis_settings(FUZZ, max_examples=10)
 def test_every_answer_without_a_token_matches_the_schema(case):
     case.call_and_validate(checks=CHECKS)
+
+
+@schema.parametrize()
+@hypothesis_settings(FUZZ, max_examples=5)
+def test_every_answer_to_a_client_accepting_only_html_or_images_matches_the_schema(case, token):
+    # A browser's or an image view's Accept header: a documented 406, or the file itself.
+    accept = "image/*" if "/files/" in case.path else "text/html"
+    case.call_and_validate(headers={"Authorization": f"Token {token}", "Accept": accept}, checks=CHECKS)

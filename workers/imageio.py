@@ -60,7 +60,8 @@ def decode_image(fileobj, max_pixels):
     Raises ImageError (400), UnsupportedFormat (415) or ImageTooLarge (413).
     """
     image = _open(fileobj)
-    image_format = image.format
+    # An MPO (an iPhone portrait or depth photo) is a JPEG with more frames after the first.
+    image_format = "JPEG" if image.format == "MPO" else image.format
     if image_format not in ALLOWED_FORMATS:
         raise UnsupportedFormat(
             f"{image_format} images are not supported; send one of {sorted(ALLOWED_FORMATS)}"

@@ -4,6 +4,7 @@ one dedicated anonymous user for clients that cannot send a token."""
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework.authentication import BaseAuthentication, TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 
 
 class CompatAnonymousAuthentication(BaseAuthentication):
@@ -13,7 +14,12 @@ class CompatAnonymousAuthentication(BaseAuthentication):
     def authenticate(self, request):
         if not settings.COMPAT_ALLOW_ANONYMOUS or request.META.get("HTTP_AUTHORIZATION"):
             return None
-        user, _ = get_user_model().objects.get_or_create(username=settings.COMPAT_ANONYMOUS_USERNAME)
+        user, created = get_user_model().objects.get_or_create(username=settings.COMPAT_ANONYMOUS_USERNAME)
+        if created:
+            user.set_unusable_password()  # never a way into the admin
+            user.save(update_fields=["password"])
+        if not user.is_active:  # an operator can shut anonymous access off in the admin
+            raise AuthenticationFailed("Anonymous access is disabled on this server.")
         return user, None
 
 

@@ -5,12 +5,13 @@ truncation) so that its longest side is MAX_IMAGE_SIZE; rows are the height. Err
 MAX's shape, {"status": "error", "message": ...}, plus our stable `code`.
 """
 
+import io
+
 import numpy as np
 from django.conf import settings
-from django.core.files.storage import default_storage
 from drf_spectacular.utils import extend_schema, inline_serializer
 from PIL import Image
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,10 +20,9 @@ from workers.catalog import MODELS, SEMANTIC
 
 from ..errors import APIError, exception_handler
 from ..openapi import SYNC_ERRORS, MAXError, errors
-from ..storage import job_file_path
 from ..uploads import check_content_length, decode_upload
 from .auth import AUTHENTICATION_CLASSES
-from .sync import run_to_completion
+from .sync import read_output, run_to_completion
 
 MODEL_TYPES = {"mobile": "deeplabv3_mnv2_pascal", "full": "deeplabv3plus_xception_pascal"}
 
@@ -68,7 +68,14 @@ def resolve_model(requested=None):
         semantic = ", ".join(n for n, s in MODELS.items() if s.task == SEMANTIC)
         raise APIError("unknown_model", f"model must be mobile, full or one of: {semantic}")
     if not spec.weights_status()[0]:
-        raise APIError("model_unavailable", f"model {name!r} is not installed on this server")
+        if requested:
+            raise APIError("model_unavailable", f"model {name!r} is not installed on this server")
+        # The server's own configuration is at fault, not the request.
+        raise APIError(
+            "model_unavailable",
+            f"this server's model {name!r} is not installed",
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
     return spec
 
 
@@ -118,9 +125,7 @@ class PredictView(MAXView):
         upload = form.validated_data["image"]
         decoded = decode_upload(upload)
         job = run_to_completion(request, upload, decoded, SEMANTIC, spec.name)
-        with default_storage.open(job_file_path(job, job.outputs["mask"]), "rb") as fileobj:
-            mask = Image.open(fileobj)
-            mask.load()
+        mask = Image.open(io.BytesIO(read_output(job, "mask")))
         size = max_size(*mask.size)
         seg_map = np.asarray(mask.resize(size, Image.NEAREST)).tolist()
         return Response({"status": "ok", "image_size": list(size), "seg_map": seg_map})
@@ -130,13 +135,14 @@ class MetadataView(MAXView):
     """GET /model/metadata: MAX's identity, describing the model this server runs."""
 
     @extend_schema(
-        tags=["MAX Image Segmenter"], responses={200: METADATA_RESPONSE, **errors([401], MAXError)}
+        tags=["MAX Image Segmenter"], responses={200: METADATA_RESPONSE, **errors([401, 503], MAXError)}
     )
     def get(self, request):
         spec = resolve_model()
         return Response(
             {
-                # id, name and type are MAX's own, so that clients checking them still work.
+                # id, name and type are MAX's own, so that clients checking them still work;
+                # description and license describe the model this server actually runs.
                 "id": "max-image-segmenter",
                 "name": "MAX Image Segmenter",
                 "description": f"{spec.description}. Served by segment-backend as model {spec.name}.",
@@ -150,7 +156,9 @@ class MetadataView(MAXView):
 class LabelsView(MAXView):
     """GET /model/labels: the 21 PASCAL VOC labels, in class id order."""
 
-    @extend_schema(tags=["MAX Image Segmenter"], responses={200: LABELS_RESPONSE, **errors([401], MAXError)})
+    @extend_schema(
+        tags=["MAX Image Segmenter"], responses={200: LABELS_RESPONSE, **errors([401, 503], MAXError)}
+    )
     def get(self, request):
         spec = resolve_model()
         return Response([{"id": index, "name": name} for index, name in enumerate(spec.labels)])

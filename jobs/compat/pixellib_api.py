@@ -10,12 +10,10 @@ import binascii
 import io
 import re
 
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from drf_spectacular.utils import extend_schema
 from PIL import Image
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -23,10 +21,10 @@ from workers.catalog import INSTANCE, MODELS, SEMANTIC, default_models
 
 from ..errors import APIError
 from ..openapi import SYNC_ERRORS, errors
-from ..storage import job_file_path
+from ..parsers import JSONParser
 from ..uploads import body_limit, check_content_length, decode_upload
 from .auth import AUTHENTICATION_CLASSES
-from .sync import run_to_completion
+from .sync import read_output, run_to_completion
 
 _DATA_URL = re.compile(r"^\s*data:[^,]{0,100},")
 _WHITESPACE = re.compile(r"\s+")
@@ -89,8 +87,7 @@ class _SegmentView(APIView):
         upload = SimpleUploadedFile("upload", decode_base64(form.validated_data["image"]))
         decoded = decode_upload(upload)
         job = run_to_completion(request, upload, decoded, self.task, model)
-        with default_storage.open(job_file_path(job, job.outputs["overlay"]), "rb") as fileobj:
-            overlay = fileobj.read()
+        overlay = read_output(job, "overlay")
         return Response({"output_image": encode_like(overlay, decoded.format)}, status=status.HTTP_200_OK)
 
 

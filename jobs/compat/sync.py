@@ -1,15 +1,20 @@
 """Running a job to completion inside one request, for the synchronous protocols."""
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.urls import reverse
 from rest_framework import status
 
-from ..errors import APIError
+from ..errors import APIError, job_deleted
 from ..links import absolute_url
 from ..models import Job
 from ..services import BrokerUnavailable, create_job
+from ..storage import job_file_path
 from ..uploads import queue_unavailable
 from ..waiting import wait_until_finished, waiting_slot
+
+# A synchronous client would rather wait a moment for a slot than be told to retry.
+SLOT_WAIT_SECONDS = 5
 
 
 class NotFinished(APIError):
@@ -31,7 +36,7 @@ def job_url(request, job):
 
 def run_to_completion(request, upload, decoded, task, model):
     """Queue a job as the API does and wait for it; return it succeeded, or raise."""
-    with waiting_slot() as free:
+    with waiting_slot(SLOT_WAIT_SECONDS) as free:
         if not free:  # checked before the job exists, so no job is left behind unwatched
             raise APIError(
                 "busy",
@@ -44,7 +49,10 @@ def run_to_completion(request, upload, decoded, task, model):
         except BrokerUnavailable:
             raise queue_unavailable() from None
         wait_until_finished(job.id, settings.COMPAT_TIMEOUT)
-    job.refresh_from_db()
+    try:
+        job.refresh_from_db()
+    except Job.DoesNotExist:
+        raise job_deleted() from None
     if job.status == Job.Status.SUCCEEDED:
         return job
     if job.status in Job.ACTIVE:
@@ -56,3 +64,12 @@ def run_to_completion(request, upload, decoded, task, model):
     )
     error.extra = {"job_id": str(job.id), "job_url": job_url(request, job)}
     raise error
+
+
+def read_output(job, kind):
+    """The bytes of one of a finished job's files (mask, overlay, ...)."""
+    try:
+        with default_storage.open(job_file_path(job, job.outputs[kind]), "rb") as fileobj:
+            return fileobj.read()
+    except FileNotFoundError:  # deleted between its end and this read
+        raise job_deleted() from None

@@ -7,6 +7,7 @@ same protocols over HTTP with a real worker.
 
 import base64
 import io
+import json
 
 import numpy as np
 import pytest
@@ -180,3 +181,56 @@ def test_ios_refuses_an_oversized_body_before_reading_it(alice, sent, settings):
     settings.MAX_UPLOAD_BYTES = 2048
     response = alice.post("/semantic", {"image": "A" * 10_000}, format="json")
     assert response.status_code == 413 and response.json()["error"]["code"] == "upload_too_large"
+
+
+def test_deeply_nested_json_is_a_400_not_a_crash(alice, sent):
+    for path in ("/semantic", "/api/v1/jobs/"):
+        response = alice.post(path, "[" * 5000, content_type="application/json")
+        assert response.status_code == 400 and response.json()["error"]["code"] == "malformed_request"
+
+
+def test_a_job_deleted_while_its_request_waits_is_a_409(alice, sent, monkeypatch):
+    monkeypatch.setattr(
+        sync, "wait_until_finished", lambda job_id, seconds: Job.objects.filter(pk=job_id).delete()
+    )
+    response = alice.post("/semantic", ios_body(image_bytes(gradient())), format="json")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "job_deleted"
+    assert max_predict(alice, image_bytes(gradient()), "g.png").json()["code"] == "job_deleted"
+
+
+def test_a_deactivated_anonymous_user_shuts_anonymous_access(
+    anonymous, inline_worker, settings, django_user_model
+):
+    settings.COMPAT_ALLOW_ANONYMOUS = True
+    assert anonymous.get("/model/labels").status_code == 200
+    user = django_user_model.objects.get(username="compat-anonymous")
+    assert not user.has_usable_password()
+    django_user_model.objects.filter(pk=user.pk).update(is_active=False)
+    assert anonymous.get("/model/labels").status_code == 401
+
+
+def test_an_iphone_portrait_photo_mpo_is_treated_as_jpeg(alice, inline_worker):
+    first, depth = Image.fromarray(gradient(80, 60)), Image.fromarray(gradient(40, 30))
+    buffer = io.BytesIO()
+    first.save(buffer, "MPO", save_all=True, append_images=[depth])
+    response = alice.post("/semantic", ios_body(buffer.getvalue()), format="json")
+    assert response.status_code == 200, response.content
+    assert Image.open(io.BytesIO(base64.b64decode(response.json()["output_image"]))).format == "JPEG"
+
+
+def test_max_keeps_its_shape_for_a_flood_of_form_fields(alice, sent):
+    fields = {f"f{i}": "x" for i in range(1500)}
+    response = alice.post("/model/predict", {"image": upload(), **fields}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["status"] == "error" and response.json()["code"] == "malformed_request"
+
+
+def test_an_image_at_the_limit_fits_in_ios_base64(alice, inline_worker, settings):
+    # Noise does not compress: about 1.5 MB, enough that iOS's line breaks (6% more) would
+    # overflow a limit of 4/3 of the bytes plus the 64 KiB of framing.
+    photo = image_bytes(np.random.default_rng(1).integers(0, 255, (720, 720, 3), dtype=np.uint8))
+    settings.MAX_UPLOAD_BYTES = len(photo) + 10
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = settings.MAX_UPLOAD_BYTES * 3 // 2 + 64 * 1024
+    body = json.dumps(ios_body(photo))  # \r\n escaped: 4 more characters every 64
+    assert len(body) > len(photo) * 4 // 3 + 64 * 1024
+    assert alice.post("/semantic", body, content_type="application/json").status_code == 200

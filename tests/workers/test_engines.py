@@ -90,3 +90,22 @@ def test_deeplab_tiles_split_their_overlaps_at_the_midpoints_between_centres(mon
     seen.clear()
     engine._infer_tiled(np.zeros((2, 2000, 3), np.uint8))  # a strip: at most four tiles
     assert len(seen) == 4 and seen[0] == (2, 500)
+
+
+def test_deeplab_tiles_a_tall_image_upright_along_its_rows(monkeypatch):
+    from workers.engines.deeplab_tflite import DeepLabTFLiteEngine
+
+    engine = DeepLabTFLiteEngine(spec=None)
+    seen = []
+
+    def tile_index(rgb):
+        seen.append(rgb.shape[:2])
+        return np.full(rgb.shape[:2], len(seen), dtype=np.uint8)
+
+    monkeypatch.setattr(engine, "_infer_once", tile_index)
+    tall = engine._infer_tiled(np.zeros((250, 100, 3), np.uint8))
+    assert seen == [(100, 100)] * 3  # upright tiles, never transposed
+    assert [int(tall[y, 0]) for y in (0, 87, 88, 162, 163, 249)] == [1, 1, 2, 2, 3, 3]
+    seen.clear()
+    engine._infer_tiled(np.zeros((514, 513, 3), np.uint8))  # a portrait that needs no tiles
+    assert seen == [(514, 513)]

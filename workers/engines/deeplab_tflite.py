@@ -23,32 +23,37 @@ class DeepLabTFLiteEngine(Engine):
         self.size = int(self.input["shape"][1])
 
     def infer(self, rgb, options):
-        height, width = rgb.shape[:2]
-        if height > width:  # tile along the long side: the same code for both orientations
-            class_map = self._infer_tiled(rgb.transpose(1, 0, 2)).T
-        else:
-            class_map = self._infer_tiled(rgb)
+        class_map = self._infer_tiled(rgb)
         return SemanticResult(class_map=keep_classes(class_map, options.get("class_ids")))
 
     def _infer_tiled(self, rgb):
-        """A wide image as overlapping, roughly square tiles, each run at full input size.
+        """An elongated image as overlapping tiles along its long side, each run at full
+        input size; any other image as it is, in one pass.
 
         Letterboxed whole, a 2:1 photo fills half the 513x513 input and small objects
-        vanish (the monitors of MAX's stc.jpg test image). Each pixel takes the class from
-        the tile whose centre is nearest, so the overlaps split at their midpoints.
+        vanish (the monitors of MAX's stc.jpg test image). Tiles are square up to a 4:1
+        image and longer past it (at most MAX_TILES). Each pixel takes the class from the
+        tile whose centre is nearest, so the overlaps split at their midpoints. Tiles are
+        cut from the image as it is, never rotated: the model was trained upright.
         """
         height, width = rgb.shape[:2]
-        count = min(MAX_TILES, math.ceil(width / height)) if width > TILE_ASPECT * height else 1
-        if count == 1:
+        along_x = width >= height
+        long, short = (width, height) if along_x else (height, width)
+        if long <= TILE_ASPECT * short:
             return self._infer_once(rgb)
-        length = max(height, math.ceil(width / count))
-        starts = [round(i * (width - length) / (count - 1)) for i in range(count)]
+        count = min(MAX_TILES, math.ceil(long / short))
+        length = max(short, math.ceil(long / count))
+        starts = [round(i * (long - length) / (count - 1)) for i in range(count)]
         centres = [start + length / 2 for start in starts]
-        bounds = [0] + [math.ceil((a + b) / 2) for a, b in zip(centres, centres[1:], strict=False)] + [width]
+        bounds = [0] + [math.ceil((a + b) / 2) for a, b in zip(centres, centres[1:], strict=False)] + [long]
+
+        def span(a, b):  # rows or columns a..b of the long side
+            return (slice(None), slice(a, b)) if along_x else (slice(a, b),)
+
         class_map = np.empty((height, width), dtype=np.uint8)
-        for start, left, right in zip(starts, bounds, bounds[1:], strict=False):
-            tile = self._infer_once(rgb[:, start : start + length])
-            class_map[:, left:right] = tile[:, left - start : right - start]
+        for start, first, end in zip(starts, bounds, bounds[1:], strict=False):
+            tile = self._infer_once(rgb[span(start, start + length)])
+            class_map[span(first, end)] = tile[span(first - start, end - start)]
         return class_map
 
     def _infer_once(self, rgb):
