@@ -140,6 +140,16 @@ def test_a_hung_receiver_does_not_slow_the_model_worker(workers, client, photo):
         assert all(job["webhook_deliveries"][0]["attempts"] == [] for job in recent)
     finally:
         hung.close()
+    # The io worker must be idle before the test database is flushed under it: closing the
+    # port resets the hanging attempts, and the 1 s retries to a closed port fail fast.
+    settle_deadline = time.monotonic() + 60
+    while time.monotonic() < settle_deadline:
+        recent = client.get("/api/v1/jobs/?page_size=8").json()["results"]
+        if all(job["webhook_deliveries"][0]["state"] == "failed" for job in recent):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the deliveries to the closed receiver did not settle within 60 s")
     median_without, median_with = statistics.median(without), statistics.median(with_hung)
     print(
         f"\nworker time per job (started->finished), median of 8: {median_without:.0f} ms without a webhook, "
