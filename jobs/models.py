@@ -58,6 +58,8 @@ class Job(models.Model):
     options = models.JSONField(default=dict, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
+    # When its message was last sent: the reaper sends again a job queued long past this.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     queue_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -71,6 +73,9 @@ class Job(models.Model):
     result = models.JSONField(null=True, blank=True)
     outputs = models.JSONField(default=dict, blank=True, help_text="kind -> file name in the job's folder")
 
+    # The client's Idempotency-Key: a retried submit with the same key gets this job back.
+    idempotency_key = models.CharField(max_length=255, blank=True)
+
     webhook_url = models.CharField(max_length=2000, blank=True)
     webhook_events = models.JSONField(default=list, blank=True, help_text="events sent to webhook_url")
 
@@ -79,6 +84,13 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["owner", "-created_at"]),
             models.Index(fields=["status"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="one_job_per_idempotency_key",
+            )
         ]
 
     def __str__(self):

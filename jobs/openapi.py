@@ -66,6 +66,15 @@ WAIT_PARAMETERS = [
     ),
     OpenApiParameter("wait", OpenApiTypes.INT, description="as `Prefer: wait=N`"),
 ]
+SUBMIT_PARAMETERS = WAIT_PARAMETERS + [
+    OpenApiParameter(
+        "Idempotency-Key",
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        description="up to 255 visible ASCII characters: a retried submit with the same key answers "
+        "200 with the job it created instead of creating another",
+    ),
+]
 
 FILE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp", "image/tiff"]
 FILE_RESPONSES = {**{(200, media): OpenApiTypes.BINARY for media in FILE_TYPES}, **errors([401, 404])}
@@ -131,6 +140,10 @@ def add_common_responses(result, generator, request, public):
             if "503" in responses:
                 responses["503"]["headers"] = {"Retry-After": {**header, "description": "seconds"}}
             if path == "/api/v1/jobs/" and method == "post":
+                responses["200"]["headers"] = {
+                    "Location": {**header, "required": True, "description": "the job's URL"},
+                    "Idempotent-Replayed": {**header, "required": True, "description": "true"},
+                }
                 for status in ("201", "202"):
                     responses[status]["headers"] = {
                         "Location": {**header, "required": True, "description": "the job's URL"},

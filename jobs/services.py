@@ -4,11 +4,14 @@ import logging
 from pathlib import Path
 
 from celery import current_app
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Now
 from kombu.exceptions import OperationalError
 
 from workers.catalog import get_spec
 
 from .models import Job
+from .storage import delete_job_files
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +27,27 @@ class BrokerUnavailable(Exception):
         self.job = job
 
 
-def create_job(owner, upload, decoded, task, model, options, webhook_url="", webhook_events=()):
+class DuplicateSubmit(Exception):
+    """A retried submit: the job its Idempotency-Key already created."""
+
+    def __init__(self, job):
+        super().__init__(f"job {job.id} was already created with this idempotency key")
+        self.job = job
+
+
+def create_job(
+    owner, upload, decoded, task, model, options, webhook_url="", webhook_events=(), idempotency_key=""
+):
     """Store the upload, commit the row, then queue the job.
 
     Called outside any transaction (the API runs in autocommit): the worker must find the
     committed row when the message arrives. Enqueueing explicitly after the commit, rather
     than in an on_commit hook, lets a broker failure reach the caller as BrokerUnavailable.
+    Raises DuplicateSubmit when the owner already has a job with this idempotency key.
     """
+    earlier = _job_with_key(owner, idempotency_key)
+    if earlier:
+        raise DuplicateSubmit(earlier)
     job = Job(
         owner=owner,
         task=task,
@@ -41,16 +58,33 @@ def create_job(owner, upload, decoded, task, model, options, webhook_url="", web
         input_height=decoded.height,
         webhook_url=webhook_url,
         webhook_events=list(webhook_events),
+        idempotency_key=idempotency_key,
     )
     upload.seek(0)
     job.input.save("input" + EXTENSIONS[decoded.format], upload, save=False)
-    job.save(force_insert=True)
+    try:
+        with transaction.atomic():
+            job.save(force_insert=True)
+    except IntegrityError:
+        # Two retries raced past the check above: the first row won; drop our file.
+        delete_job_files(job.id)
+        earlier = _job_with_key(owner, idempotency_key)
+        if earlier is None:
+            raise
+        raise DuplicateSubmit(earlier) from None
     enqueue(job)
     return job
 
 
+def _job_with_key(owner, idempotency_key):
+    if not idempotency_key:
+        return None
+    return Job.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
+
+
 def enqueue(job):
     """Send the job id (only the id) to its model's queue; the task id is the job id."""
+    Job.objects.filter(pk=job.pk).update(enqueued_at=Now())
     try:
         current_app.send_task(
             SEGMENT_TASK, args=[str(job.id)], task_id=str(job.id), queue=get_spec(job.model).queue

@@ -1,7 +1,12 @@
-"""Celery tasks of the jobs app: webhook deliveries, on the `webhooks` queue only."""
+"""Celery tasks of the jobs app, on the io worker's `webhooks` queue only: webhook
+deliveries and housekeeping (never on a model worker)."""
+
+from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 
+from . import reaper, retention
 from .webhooks import outbox
 
 
@@ -13,3 +18,15 @@ def deliver_webhook(delivery_id):
 @shared_task(name="jobs.tasks.dispatch_webhooks", ignore_result=True)
 def dispatch_webhooks():
     return outbox.dispatch_due()
+
+
+@shared_task(name="jobs.tasks.reap_jobs", ignore_result=True)
+def reap_jobs():
+    return reaper.reap()
+
+
+@shared_task(name="jobs.tasks.prune_jobs", ignore_result=True)
+def prune_jobs():
+    if settings.JOB_RETENTION_DAYS:
+        return retention.prune(timedelta(days=settings.JOB_RETENTION_DAYS))
+    return None

@@ -20,9 +20,9 @@ from .files import job_file_names, token_is_valid
 from .filters import JobFilter
 from .liveness import live_queues
 from .models import Job, WebhookSecret
-from .openapi import FILE_PARAMETERS, FILE_RESPONSES, MODEL_LIST, SUBMIT_ERRORS, WAIT_PARAMETERS, errors
+from .openapi import FILE_PARAMETERS, FILE_RESPONSES, MODEL_LIST, SUBMIT_ERRORS, SUBMIT_PARAMETERS, errors
 from .serializers import AccountSerializer, JobCreateSerializer, JobSerializer
-from .services import BrokerUnavailable, create_job, delete_job
+from .services import BrokerUnavailable, DuplicateSubmit, create_job, delete_job
 from .storage import job_file_path
 from .uploads import check_content_length, decode_upload, queue_unavailable
 from .waiting import wait_until_finished, waiting_slot
@@ -38,8 +38,9 @@ from .waiting import wait_until_finished, waiting_slot
     create=extend_schema(
         summary="Submit an image",
         request={"multipart/form-data": JobCreateSerializer},
-        parameters=WAIT_PARAMETERS,
+        parameters=SUBMIT_PARAMETERS,
         responses={
+            200: OpenApiResponse(JobSerializer, description="a retry: the job this Idempotency-Key created"),
             201: OpenApiResponse(JobSerializer, description="finished while the request waited"),
             202: OpenApiResponse(JobSerializer, description="queued (or still in progress after the wait)"),
             **errors(SUBMIT_ERRORS),
@@ -68,6 +69,7 @@ class JobViewSet(
         #    before anything is stored.
         check_content_length(request)
         wait, prefer_header = _requested_wait(request)
+        idempotency_key = _idempotency_key(request)
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
 
@@ -88,7 +90,14 @@ class JobViewSet(
                 serializer.job_options(),
                 webhook_url,
                 webhook_events,
+                idempotency_key,
             )
+        except DuplicateSubmit as duplicate:
+            # A retry of a submit that went through: the same job, nothing created.
+            body = JobSerializer(
+                self.get_queryset().get(pk=duplicate.job.pk), context={"request": request}
+            ).data
+            return Response(body, headers={"Location": str(body["url"]), "Idempotent-Replayed": "true"})
         except BrokerUnavailable:
             raise queue_unavailable() from None
 
@@ -128,6 +137,14 @@ class JobViewSet(
 
 
 _PREFER_WAIT = re.compile(r"""(?:^|,)\s*wait\s*=\s*"?([^",;\s]*)"?""", re.IGNORECASE)
+
+
+def _idempotency_key(request):
+    """The Idempotency-Key header: up to 255 visible ASCII characters, or none."""
+    key = request.headers.get("Idempotency-Key", "")
+    if key and not re.fullmatch(r"[\x21-\x7e]{1,255}", key):
+        raise APIError("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters")
+    return key
 
 
 def _requested_wait(request):

@@ -113,6 +113,12 @@ JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 # Seconds one job may run in a worker before it fails with `timeout`; the pool process is
 # killed 30 s later if it ignores that. The broker's visibility timeout is set above both.
 JOB_TIME_LIMIT = env_int("JOB_TIME_LIMIT", 300, minimum=10)
+# A job queued this many seconds since its message was sent is sent again (the message
+# may have been lost with Redis); duplicates are harmless (Job.claim).
+JOB_REQUEUE_AFTER = env_int("JOB_REQUEUE_AFTER", 900, minimum=60)
+# Finished jobs and their files are deleted this many days after they were created
+# (`manage.py prune_jobs`, daily by beat); 0 keeps them for ever.
+JOB_RETENTION_DAYS = env_int("JOB_RETENTION_DAYS", 7, minimum=0)
 # Interpreter threads per worker process; 0 means the cores the process may use.
 INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0, minimum=0)
 # Lifetime of the signed file URLs in a job's result.
@@ -182,9 +188,20 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Webhook deliveries run on their own queue and worker (`--queues webhooks`), never in a
 # model worker: a slow receiver must not hold a model. Beat re-sends deliveries whose retry
-# is too far off for a countdown (see jobs/webhooks/outbox.py) or whose message was lost.
+# is too far off for a countdown (see jobs/webhooks/outbox.py) or whose message was lost,
+# and runs the housekeeping (jobs/reaper.py, jobs/retention.py) on that same io worker.
 WEBHOOK_QUEUE = "webhooks"
 CELERY_BEAT_SCHEDULE = {
+    "reap-orphaned-jobs": {
+        "task": "jobs.tasks.reap_jobs",
+        "schedule": 60.0,
+        "options": {"queue": WEBHOOK_QUEUE, "expires": 60},
+    },
+    "prune-old-jobs": {
+        "task": "jobs.tasks.prune_jobs",
+        "schedule": 3600.0,
+        "options": {"queue": WEBHOOK_QUEUE, "expires": 3600},
+    },
     "dispatch-due-webhooks": {
         "task": "jobs.tasks.dispatch_webhooks",
         "schedule": 30.0,
