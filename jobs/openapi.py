@@ -49,6 +49,7 @@ DESCRIPTIONS = {
     409: "The job has already ended, or was canceled or deleted while the request waited.",
     413: "The upload or the image is too large.",
     415: "The image format or the request's content type is not supported.",
+    429: "Too many requests, or too many jobs waiting (yours or the service's): retry after Retry-After.",
     502: "The job failed in its worker; `code` says why.",
     503: "The job queue is unavailable, or too many requests are waiting: retry later.",
 }
@@ -137,8 +138,19 @@ def add_common_responses(result, generator, request, public):
                         },
                     },
                 )
-            if "503" in responses:
-                responses["503"]["headers"] = {"Retry-After": {**header, "description": "seconds"}}
+            if path != "/api/v1/jobs/{id}/files/{name}":  # throttled like every API view
+                responses.setdefault(
+                    "429",
+                    {
+                        "description": DESCRIPTIONS[429],
+                        "content": {
+                            "application/json": {"schema": {"$ref": f"#/components/schemas/{shape}"}}
+                        },
+                    },
+                )
+            for status in ("429", "503"):
+                if status in responses:
+                    responses[status]["headers"] = {"Retry-After": {**header, "description": "seconds"}}
             if path == "/api/v1/jobs/" and method == "post":
                 responses["200"]["headers"] = {
                     "Location": {**header, "required": True, "description": "the job's URL"},

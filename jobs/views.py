@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from workers.catalog import MODELS, default_models
 
+from .backpressure import check_capacity
 from .errors import APIError, job_deleted
 from .files import job_file_names, token_is_valid
 from .filters import JobFilter
@@ -70,6 +71,11 @@ class JobViewSet(
         check_content_length(request)
         wait, prefer_header = _requested_wait(request)
         idempotency_key = _idempotency_key(request)
+        if not (
+            idempotency_key
+            and Job.objects.filter(owner=request.user, idempotency_key=idempotency_key).exists()
+        ):
+            check_capacity(request.user)  # a retry of an accepted submit is never refused
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
 
@@ -198,6 +204,8 @@ class JobFileView(APIView):
 
     permission_classes = [AllowAny]
     content_negotiation_class = AnyAccept
+    # An image view loads many files at once; without a valid token each is a quick 404.
+    throttle_classes = []
 
     @extend_schema(
         summary="A job's input or output file",

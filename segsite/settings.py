@@ -119,6 +119,9 @@ JOB_REQUEUE_AFTER = env_int("JOB_REQUEUE_AFTER", 900, minimum=60)
 # Finished jobs and their files are deleted this many days after they were created
 # (`manage.py prune_jobs`, daily by beat); 0 keeps them for ever.
 JOB_RETENTION_DAYS = env_int("JOB_RETENTION_DAYS", 7, minimum=0)
+# Backpressure (jobs/backpressure.py): submits past these get 429 with Retry-After.
+MAX_QUEUED_JOBS_PER_USER = env_int("MAX_QUEUED_JOBS_PER_USER", 100, minimum=1)
+MAX_QUEUED_JOBS = env_int("MAX_QUEUED_JOBS", 5000, minimum=1)
 # Interpreter threads per worker process; 0 means the cores the process may use.
 INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0, minimum=0)
 # Lifetime of the signed file URLs in a job's result.
@@ -223,6 +226,16 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "jobs.pagination.JobPagination",
     "EXCEPTION_HANDLER": "jobs.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Request rates per user (token) and per address (no token): 429 with Retry-After.
+    # Counted in the default cache, which is per web process unless CACHES is shared.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "jobs.throttling.TokenRateThrottle",
+        "jobs.throttling.AddressRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("THROTTLE_USER_RATE", "1200/min"),
+        "anon": env_str("THROTTLE_ANON_RATE", "300/min"),
+    },
 }
 
 # OpenAPI 3 at /api/schema/, Swagger UI at /api/docs/ (see jobs/openapi.py).

@@ -50,6 +50,15 @@ def make_user_client(django_user_model, username):
     return client
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Throttle counts and cached lookups live in the per-process cache: none may leak from
+    one test into the next (every anonymous test client is the same address)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def alice(db, django_user_model):
     return make_user_client(django_user_model, "alice")

@@ -6,6 +6,8 @@ from django.contrib.auth import get_user_model
 from rest_framework.authentication import BaseAuthentication, TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from ..throttling import ANONYMOUS
+
 
 class CompatAnonymousAuthentication(BaseAuthentication):
     """With COMPAT_ALLOW_ANONYMOUS, a request with no Authorization header runs as the
@@ -20,7 +22,7 @@ class CompatAnonymousAuthentication(BaseAuthentication):
             user.save(update_fields=["password"])
         if not user.is_active:  # an operator can shut anonymous access off in the admin
             raise AuthenticationFailed("Anonymous access is disabled on this server.")
-        return user, None
+        return user, ANONYMOUS  # marks the request for per-address throttling
 
 
 AUTHENTICATION_CLASSES = [TokenAuthentication, CompatAnonymousAuthentication]

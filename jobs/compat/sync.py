@@ -5,6 +5,7 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from rest_framework import status
 
+from ..backpressure import check_capacity
 from ..errors import APIError, job_deleted
 from ..links import absolute_url
 from ..models import Job
@@ -44,6 +45,7 @@ def run_to_completion(request, upload, decoded, task, model):
                 status.HTTP_503_SERVICE_UNAVAILABLE,
                 headers={"Retry-After": "5"},
             )
+        check_capacity(request.user)
         try:
             job = create_job(request.user, upload, decoded, task, model, options={})
         except BrokerUnavailable:

@@ -1,0 +1,32 @@
+"""Backpressure: refuse new work, with 429 and Retry-After, before the queue gets out of
+hand, rather than accept jobs that would wait for hours.
+
+Counted in the database (the queued rows), which every web process shares; request rates
+are DRF's throttling (settings.REST_FRAMEWORK).
+"""
+
+from django.conf import settings
+from rest_framework import status
+
+from .errors import APIError
+from .models import Job
+
+RETRY_AFTER_SECONDS = 30
+
+
+def check_capacity(user):
+    """Raise a 429 when this user, or the whole service, has too many jobs waiting."""
+    queued = Job.objects.filter(status=Job.Status.QUEUED)
+    if queued.filter(owner=user).count() >= settings.MAX_QUEUED_JOBS_PER_USER:
+        raise _too_many(
+            "too_many_queued_jobs",
+            f"You have {settings.MAX_QUEUED_JOBS_PER_USER} jobs waiting; submit more as they finish.",
+        )
+    if queued.count() >= settings.MAX_QUEUED_JOBS:
+        raise _too_many("queue_full", "The service has all the work it can queue; try again shortly.")
+
+
+def _too_many(code, message):
+    return APIError(
+        code, message, status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )

@@ -1,0 +1,60 @@
+"""Backpressure: too many queued jobs, or too many requests, get 429 with Retry-After."""
+
+import pytest
+
+from jobs.models import Job
+from jobs.throttling import AddressRateThrottle, TokenRateThrottle
+
+from .helpers import assert_error, submit, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_user_with_too_many_queued_jobs_gets_429_until_one_leaves_the_queue(alice, bob, sent, settings):
+    settings.MAX_QUEUED_JOBS_PER_USER = 2
+    first = submit(alice).json()["id"]
+    assert submit(alice).status_code == 202
+    response = submit(alice)
+    assert_error(response, 429, "too_many_queued_jobs")
+    assert response["Retry-After"] == "30" and Job.objects.count() == 2
+    assert submit(bob).status_code == 202  # a per-user limit
+    Job.objects.get(pk=first).cancel()
+    assert submit(alice).status_code == 202
+
+
+def test_a_full_service_queue_gets_429_for_everyone(alice, bob, sent, settings):
+    settings.MAX_QUEUED_JOBS = 2
+    submit(alice)
+    submit(bob)
+    assert_error(submit(alice), 429, "queue_full")
+    assert_error(submit(bob), 429, "queue_full")
+
+
+def test_a_retry_of_an_accepted_submit_is_never_refused(alice, sent, settings):
+    settings.MAX_QUEUED_JOBS_PER_USER = 1
+    post = lambda: alice.post(  # noqa: E731
+        "/api/v1/jobs/", {"image": upload(), "task": "semantic"}, format="multipart", HTTP_IDEMPOTENCY_KEY="k"
+    )
+    assert post().status_code == 202
+    assert post().status_code == 200
+
+
+def test_the_compatible_endpoints_are_limited_too_in_their_own_shape(alice, sent, settings):
+    settings.MAX_QUEUED_JOBS_PER_USER = 1
+    submit(alice)
+    response = alice.post("/model/predict", {"image": upload()}, format="multipart")
+    assert response.status_code == 429 and response.json()["code"] == "too_many_queued_jobs"
+    assert response.json()["status"] == "error" and response["Retry-After"] == "30"
+
+
+def test_request_rates_are_throttled_per_user_and_per_address(alice, anonymous, monkeypatch, settings):
+    settings.COMPAT_ALLOW_ANONYMOUS = True  # token-less requests elsewhere stop at 401 first
+    monkeypatch.setattr(TokenRateThrottle, "rate", "3/min", raising=False)
+    monkeypatch.setattr(AddressRateThrottle, "rate", "2/min", raising=False)
+    assert [alice.get("/api/v1/jobs/").status_code for _ in range(4)] == [200, 200, 200, 429]
+    throttled = alice.get("/api/v1/jobs/")
+    assert_error(throttled, 429, "throttled")
+    assert int(throttled["Retry-After"]) > 0
+    assert [anonymous.get("/model/labels").status_code for _ in range(3)] == [200, 200, 429]
+    other_address = [anonymous.get("/model/labels", REMOTE_ADDR="10.9.8.7").status_code for _ in range(2)]
+    assert other_address == [200, 200]  # each anonymous client has its own bucket
