@@ -43,11 +43,9 @@ def create_job(
     Called outside any transaction (the API runs in autocommit): the worker must find the
     committed row when the message arrives. Enqueueing explicitly after the commit, rather
     than in an on_commit hook, lets a broker failure reach the caller as BrokerUnavailable.
-    Raises DuplicateSubmit when the owner already has a job with this idempotency key.
+    The caller looks the idempotency key up first (job_with_key); two retries racing past
+    that look-up meet the unique constraint here, and the later one raises DuplicateSubmit.
     """
-    earlier = _job_with_key(owner, idempotency_key)
-    if earlier:
-        raise DuplicateSubmit(earlier)
     job = Job(
         owner=owner,
         task=task,
@@ -66,9 +64,9 @@ def create_job(
         with transaction.atomic():
             job.save(force_insert=True)
     except IntegrityError:
-        # Two retries raced past the check above: the first row won; drop our file.
+        # Two retries raced past the caller's look-up: the first row won; drop our file.
         delete_job_files(job.id)
-        earlier = _job_with_key(owner, idempotency_key)
+        earlier = job_with_key(owner, idempotency_key)
         if earlier is None:
             raise
         raise DuplicateSubmit(earlier) from None
@@ -76,7 +74,8 @@ def create_job(
     return job
 
 
-def _job_with_key(owner, idempotency_key):
+def job_with_key(owner, idempotency_key):
+    """The owner's job created with this Idempotency-Key, if any."""
     if not idempotency_key:
         return None
     return Job.objects.filter(owner=owner, idempotency_key=idempotency_key).first()

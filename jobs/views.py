@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from workers.catalog import MODELS, default_models
 
+from . import services
 from .backpressure import check_capacity
 from .errors import APIError, job_deleted
 from .files import job_file_names, token_is_valid
@@ -23,7 +24,7 @@ from .liveness import live_queues
 from .models import Job, WebhookSecret
 from .openapi import FILE_PARAMETERS, FILE_RESPONSES, MODEL_LIST, SUBMIT_ERRORS, SUBMIT_PARAMETERS, errors
 from .serializers import AccountSerializer, JobCreateSerializer, JobSerializer
-from .services import BrokerUnavailable, DuplicateSubmit, create_job, delete_job
+from .services import BrokerUnavailable, DuplicateSubmit, delete_job
 from .storage import job_file_path
 from .uploads import check_content_length, decode_upload, queue_unavailable
 from .waiting import wait_until_finished, waiting_slot
@@ -71,10 +72,8 @@ class JobViewSet(
         check_content_length(request)
         wait, prefer_header = _requested_wait(request)
         idempotency_key = _idempotency_key(request)
-        if not (
-            idempotency_key
-            and Job.objects.filter(owner=request.user, idempotency_key=idempotency_key).exists()
-        ):
+        earlier = services.job_with_key(request.user, idempotency_key)
+        if earlier is None:
             check_capacity(request.user)  # a retry of an accepted submit is never refused
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -83,11 +82,13 @@ class JobViewSet(
         upload = serializer.validated_data["image"]
         decoded = decode_upload(upload)
 
-        # 3. Store and queue.
+        # 3. Store and queue, unless this is a retry of a submit that went through.
+        if earlier is not None:
+            return _replay(request, earlier)
         data = serializer.validated_data
         webhook_url, webhook_events = serializer.webhook()
         try:
-            job = create_job(
+            job = services.create_job(
                 request.user,
                 upload,
                 decoded,
@@ -99,11 +100,7 @@ class JobViewSet(
                 idempotency_key,
             )
         except DuplicateSubmit as duplicate:
-            # A retry of a submit that went through: the same job, nothing created.
-            body = JobSerializer(
-                self.get_queryset().get(pk=duplicate.job.pk), context={"request": request}
-            ).data
-            return Response(body, headers={"Location": str(body["url"]), "Idempotent-Replayed": "true"})
+            return _replay(request, duplicate.job)
         except BrokerUnavailable:
             raise queue_unavailable() from None
 
@@ -143,6 +140,12 @@ class JobViewSet(
 
 
 _PREFER_WAIT = re.compile(r"""(?:^|,)\s*wait\s*=\s*"?([^",;\s]*)"?""", re.IGNORECASE)
+
+
+def _replay(request, job):
+    """A retried submit's answer: the job its Idempotency-Key created, nothing new."""
+    body = JobSerializer(job, context={"request": request}).data
+    return Response(body, headers={"Location": str(body["url"]), "Idempotent-Replayed": "true"})
 
 
 def _idempotency_key(request):

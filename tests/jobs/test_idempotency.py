@@ -43,13 +43,13 @@ def test_a_bad_key_is_400_and_creates_nothing(alice, sent, key):
 
 def test_two_retries_racing_past_the_check_still_make_one_job(alice, sent, monkeypatch):
     first = submit_with_key(alice, "raced").json()["id"]
-    real, lookups = services._job_with_key, []
+    real, lookups = services.job_with_key, []
 
-    def miss_first(owner, key):  # the second request checked before the first row existed
+    def miss_first(owner, key):  # this request looked before the first one's row existed
         lookups.append(key)
         return None if len(lookups) == 1 else real(owner, key)
 
-    monkeypatch.setattr(services, "_job_with_key", miss_first)
+    monkeypatch.setattr(services, "job_with_key", miss_first)
     before = set(default_storage.listdir("jobs")[0])
     again = submit_with_key(alice, "raced")
     assert again.status_code == 200 and again.json()["id"] == first
