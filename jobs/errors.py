@@ -5,9 +5,11 @@
 """
 
 import logging
+import sys
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -117,7 +119,22 @@ def json_404(request, exception=None):
     return JsonResponse(error_body("not_found", "No such resource."), status=404)
 
 
+# How long a client should wait before retrying while the database is unreachable: a
+# restart or a failover usually takes seconds.
+DATABASE_RETRY_AFTER = 5
+
+
 def json_500(request):
+    # Django calls this from inside its `except` block, so the exception is at hand. A lost
+    # database (restarting, failing over) is not our bug: say so, and when to retry.
+    # Django has already logged it with its traceback. Fresh connections are made on the
+    # next request (CONN_HEALTH_CHECKS), so the web process recovers by itself.
+    if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
+        return JsonResponse(
+            error_body("database_unavailable", "The database is unavailable; try again shortly."),
+            status=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
     return JsonResponse(
         error_body("internal_error", "The server hit an unexpected error; it has been logged."),
         status=500,

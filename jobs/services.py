@@ -10,6 +10,7 @@ from kombu.exceptions import OperationalError
 
 from workers.catalog import get_spec
 
+from . import metrics
 from .models import Job
 from .storage import delete_job_files
 
@@ -20,7 +21,7 @@ EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BM
 
 
 class BrokerUnavailable(Exception):
-    """The job could not be queued; it has been marked failed so it is never left stuck."""
+    """The broker could not be reached to queue the job."""
 
     def __init__(self, job):
         super().__init__(f"job {job.id} could not be queued")
@@ -70,7 +71,14 @@ def create_job(
         if earlier is None:
             raise
         raise DuplicateSubmit(earlier) from None
-    enqueue(job)
+    try:
+        enqueue(job)
+    except BrokerUnavailable:
+        # Not accepted: the client is told 503 and submits again later (safely, with the
+        # same Idempotency-Key), so nothing of this attempt may remain to answer that retry.
+        job.delete()
+        raise
+    metrics.job_created(job)
     return job
 
 
@@ -82,16 +90,20 @@ def job_with_key(owner, idempotency_key):
 
 
 def enqueue(job):
-    """Send the job id (only the id) to its model's queue; the task id is the job id."""
-    Job.objects.filter(pk=job.pk).update(enqueued_at=Now())
+    """Send the job id (only the id) to its model's queue; the task id is the job id.
+
+    Raises BrokerUnavailable and leaves the job as it was when the broker cannot be
+    reached. `enqueued_at` moves only once the message is sent, so the reaper finds a job
+    whose send failed as stale and sends it again (jobs/reaper.py).
+    """
     try:
         current_app.send_task(
             SEGMENT_TASK, args=[str(job.id)], task_id=str(job.id), queue=get_spec(job.model).queue
         )
     except OperationalError as exc:
         log.error("could not queue job %s: %s", job.id, exc)
-        job.fail("broker_unavailable", "The job queue is unavailable; submit the job again later.")
         raise BrokerUnavailable(job) from exc
+    Job.objects.filter(pk=job.pk).update(enqueued_at=Now())
 
 
 def delete_job(job):
@@ -109,8 +121,11 @@ def recover_orphans(worker):
     recovered = []
     for job in Job.objects.filter(status=Job.Status.RUNNING, worker=worker):
         if job.requeue():
-            enqueue(job)
             recovered.append(job.id)
+            try:
+                enqueue(job)
+            except BrokerUnavailable:
+                pass  # queued, with a stale enqueued_at: the reaper sends it once it can
     if recovered:
         log.warning("requeued %d job(s) orphaned by an earlier %s: %s", len(recovered), worker, recovered)
     return recovered

@@ -18,6 +18,8 @@ import redis
 from django.conf import settings
 from django.db import connection, transaction
 
+from segsite.redis_clients import redis_client
+
 from .models import Job
 
 log = logging.getLogger(__name__)
@@ -32,11 +34,6 @@ def channel(job_id):
     return f"segment:job-finished:{job_id}"
 
 
-@functools.cache
-def _redis():
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
-
-
 def publish_if_finished(job):
     """Within a status change's transaction: announce a finished job after the commit."""
     if job.status in Job.TERMINAL:
@@ -46,7 +43,7 @@ def publish_if_finished(job):
 
 def _publish(job_id, status):
     try:
-        _redis().publish(channel(job_id), status)
+        redis_client(settings.REDIS_URL).publish(channel(job_id), status)
     except redis.RedisError as exc:  # waiters then answer 202 when their time is up
         log.warning("could not announce that job %s finished: %s", job_id, exc)
 
@@ -65,7 +62,7 @@ def waiting_slot(timeout=0):
 
 def wait_until_finished(job_id, seconds):
     """Return once the job has finished or `seconds` have passed, whichever is first."""
-    pubsub = _redis().pubsub(ignore_subscribe_messages=True)
+    pubsub = redis_client(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
     try:
         # Subscribe before looking, so a job finishing in between is not missed.
         pubsub.subscribe(channel(job_id))

@@ -4,6 +4,7 @@ Used by the web process to reject bad uploads before a job exists, and by the wo
 decode the stored input. Pure Pillow and numpy: no inference runtime is imported here.
 """
 
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -17,6 +18,12 @@ ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
 # Pillow's own bomb check only warns below 2x its limit; we enforce our limit ourselves
 # before decoding, so its module-wide limit is lifted to avoid a second, different rule.
 Image.MAX_IMAGE_PIXELS = None
+
+# What Pillow raises on a malformed file. Its plugins also raise struct.error, TypeError and
+# IndexError on broken headers (Image.open itself takes those to mean "not this format"),
+# from load() on a TIFF whose strip offsets have the wrong type and from exif_transpose()
+# on an EXIF block whose values do not fit their declared types: a 500 otherwise.
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, TypeError, IndexError)
 
 
 class ImageError(Exception):
@@ -75,8 +82,13 @@ def decode_image(fileobj, max_pixels):
         image.load()
         image = ImageOps.exif_transpose(image)
         rgb = _to_rgb(image)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as exc:
+    except (*DECODE_ERRORS, Image.DecompressionBombError) as exc:
         raise ImageError(f"the image could not be decoded: {exc}") from None
+    except MemoryError:
+        # Within the pixel limit, Pillow still refuses a row too wide for its line buffer
+        # (a 16-bit RGBA PNG over 33 M pixels wide) with MemoryError: the file's size, not
+        # a fault of ours.
+        raise ImageTooLarge(f"image is {width}x{height}: too large to decode") from None
     return DecodedImage(rgb=rgb, format=image_format)
 
 
@@ -87,7 +99,7 @@ def _open(fileobj):
             return Image.open(fileobj)
     except Image.UnidentifiedImageError:
         raise ImageError("the file is not an image Pillow can identify") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except DECODE_ERRORS as exc:
         raise ImageError(f"the image header could not be read: {exc}") from None
 
 

@@ -26,6 +26,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from .. import metrics
 from ..models import Job, WebhookAttempt, WebhookDelivery, WebhookSecret
 from . import transport
 from .signing import signature_headers
@@ -158,6 +159,7 @@ def _record(delivery, claim, started, outcome):
         )
         if current.state != PENDING or current.claim != claim:
             # A later claim (a redelivery, or a sweep after our lease ran out) owns it now.
+            metrics.webhook_attempt("stale")
             log.info(
                 "webhook %s: a stale attempt ended (%s); state left alone", delivery.id, outcome.error or "ok"
             )
@@ -173,6 +175,7 @@ def _record(delivery, claim, started, outcome):
             current.failures += 1
         current.claim = None
         current.save(update_fields=["state", "next_attempt_at", "failures", "claim"])
+        metrics.webhook_attempt("retrying" if delay is not None else current.state)
     delivery = current
     log.info(
         "webhook %s (%s of job %s): %s %s",

@@ -20,70 +20,9 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.processes import REPO, WorkerProcess
+
 TERMINAL = {"succeeded", "failed", "canceled"}
-
-
-class WorkerProcess:
-    """A `celery worker` in its own process group, so SIGKILL takes its pool child too."""
-
-    def __init__(self, name, log_path, queues="light", env=None, pool_args=()):
-        self.name = name
-        self.log_path = log_path
-        self.queues = queues
-        self.extra_env = env or {}
-        self.pool_args = list(pool_args) or ["--concurrency", "1"]
-        self.process = None
-
-    def start(self, timeout=120, expect_ready=True):
-        env = {**_service_env(), **self.extra_env}
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "segsite",
-            "worker",
-            "--queues",
-            self.queues,
-            *self.pool_args,
-            "--hostname",
-            f"{self.name}@%h",
-            "--loglevel",
-            "INFO",
-        ]
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                if not expect_ready:
-                    return self
-                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.log()}")
-            if " ready." in self.log():
-                return self
-            time.sleep(0.2)
-        raise AssertionError(f"worker not ready after {timeout}s:\n{self.log()}")
-
-    def log(self):
-        return Path(self.log_path).read_text(errors="replace")
-
-    def alive(self):
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self):
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self):
-        if self.alive():
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def _service_env():
@@ -118,7 +57,7 @@ def start_worker(django_db_setup, django_db_blocker, clean_broker, tmp_path_fact
 
     def start(name, queues="light", env=None, expect_ready=True, timeout=120, pool_args=()):
         log_path = tmp_path_factory.mktemp("workers") / f"{name}.log"
-        worker = WorkerProcess(name, log_path, queues, env, pool_args)
+        worker = WorkerProcess(name, log_path, {**_service_env(), **(env or {})}, queues, pool_args)
         started.append(worker)
         return worker.start(timeout=timeout, expect_ready=expect_ready)
 

@@ -97,13 +97,21 @@ def test_unauthenticated_requests_get_401(anonymous):
     assert_error(anonymous.get("/api/v1/jobs/"), 401, "authentication_failed")
 
 
-def test_when_the_broker_is_down_submit_is_503_and_the_job_is_not_left_queued(alice, sent):
+def test_when_the_broker_is_down_submit_is_503_and_nothing_is_kept(alice, sent):
+    def job_folders():
+        return set(default_storage.listdir("jobs")[0]) if default_storage.exists("jobs") else set()
+
+    before = job_folders()
     sent.fail = True
-    response = submit(alice)
+    response = submit(alice, HTTP_IDEMPOTENCY_KEY="retry-me")
     assert_error(response, 503, "queue_unavailable")
     assert response["Retry-After"] == "30"
-    job = Job.objects.get()
-    assert job.status == "failed" and job.error_code == "broker_unavailable"
+    assert not Job.objects.exists() and job_folders() == before
+
+    # The client's retry, once the broker is back, creates the job: the key was not spent.
+    sent.fail = False
+    retried = submit(alice, HTTP_IDEMPOTENCY_KEY="retry-me")
+    assert retried.status_code == 202 and Job.objects.get().status == "queued"
 
 
 def test_list_shows_only_my_jobs_newest_first_with_filters(alice, bob, sent):
@@ -238,3 +246,18 @@ def test_a_model_whose_weights_are_not_installed_is_refused(alice, sent):
     error = assert_error(submit(alice, "instance", model="mask_rcnn_coco"), 400, "model_unavailable")
     assert "not installed" in error["message"]
     assert Job.objects.count() == 0
+
+
+def test_a_lost_database_is_a_503_with_retry_after_not_a_500(alice, monkeypatch):
+    from django.db import OperationalError
+
+    from jobs.views import JobViewSet
+
+    def unreachable(self):
+        raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+
+    monkeypatch.setattr(JobViewSet, "get_queryset", unreachable)
+    alice.raise_request_exception = False  # as in production: the handler answers
+    response = alice.get("/api/v1/jobs/")
+    assert_error(response, 503, "database_unavailable")
+    assert response["Retry-After"] == "5"

@@ -7,10 +7,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
+import redis
+from django.conf import settings as django_settings
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from jobs.broker import MARKER
 from jobs.models import Job
 from jobs.reaper import reap
 from jobs.retention import delete_orphaned_files, prune
@@ -19,6 +22,14 @@ from jobs.storage import write_job_file
 from .helpers import submit
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def broker(db):
+    """The test Redis database, holding the marker of a broker that kept its messages."""
+    client = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
+    client.set(MARKER, "present")
+    return client
 
 
 @pytest.fixture
@@ -65,6 +76,34 @@ def test_a_queued_job_whose_message_may_be_lost_is_sent_again_once_per_period(jo
     assert reap()["resent"] == 1 and len(sent.calls) == 1
     assert reap()["resent"] == 0  # sending it again reset its clock
     assert len(sent.calls) == 1
+
+
+def test_a_job_never_sent_is_sent_a_minute_later(job, sent):
+    # The web process died between storing the job and sending it.
+    Job.objects.filter(pk=job.pk).update(enqueued_at=None)
+    assert reap()["resent"] == 0  # maybe still being sent
+    age(job, created_at=timedelta(seconds=61))
+    assert reap()["resent"] == 1 and [c["task_id"] for c in sent.calls] == [str(job.id)]
+
+
+def test_a_broker_that_came_back_empty_gets_every_queued_job_again_at_once(alice, sent, broker):
+    jobs = [submit(alice).json()["id"] for _ in range(3)]
+    sent.calls.clear()
+    broker.flushdb()  # a Redis restarted without persistence: every message is gone
+    assert reap()["resent"] == 3 and [c["task_id"] for c in sent.calls] == jobs
+    assert reap()["resent"] == 0  # noticed once; the marker is back
+
+
+def test_while_the_broker_is_down_the_reaper_fails_nothing(job, sent, settings):
+    job.claim("gone@host")
+    age(job, created_at=timedelta(hours=1), started_at=timedelta(hours=1))
+    sent.fail = True
+    assert reap() == {"requeued": 0, "failed": 0, "resent": 0}
+    job.refresh_from_db()
+    assert job.status == "queued" and job.error_code == ""  # requeued, not yet sent
+
+    sent.fail = False  # the next pass, once the broker is back
+    assert reap()["resent"] == 1 and [c["task_id"] for c in sent.calls] == [str(job.id)]
 
 
 def test_reap_jobs_command_reports_what_it_did(job, sent):
