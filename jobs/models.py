@@ -5,17 +5,20 @@ change is a conditional UPDATE on the status it expects, so two actors racing (a
 and a finishing worker, a redelivered message and the first delivery) cannot both win.
 """
 
+import logging
 import secrets
 import uuid
 from base64 import b64encode
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import DatabaseError, models, transaction
 from django.db.models import F, Q
 from django.dispatch import Signal
 from django.utils import timezone
 
 from workers.catalog import TASKS
+
+log = logging.getLogger(__name__)
 
 # Sent inside the transaction of every status change that took effect, with `job` (fresh
 # from the database). Receivers write what must not be lost with the change (webhook
@@ -66,6 +69,15 @@ class Job(models.Model):
     inference_ms = models.PositiveIntegerField(null=True, blank=True)
     rendering_ms = models.PositiveIntegerField(null=True, blank=True)
 
+    class Stage(models.TextChoices):
+        QUEUED = "queued"
+        DECODING = "decoding"
+        INFERRING = "inferring"
+        RENDERING = "rendering"
+        STORING = "storing"
+
+    # Where the current attempt is; meaningful while the job is queued or running.
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
     worker = models.CharField(max_length=255, blank=True, help_text="Celery node of the last attempt")
     error_code = models.CharField(max_length=64, blank=True)
@@ -136,6 +148,7 @@ class Job(models.Model):
         return self._transition(
             claimable & Q(attempts__lt=settings.JOB_MAX_ATTEMPTS),
             status=self.Status.RUNNING,
+            stage=self.Stage.DECODING,
             worker=worker,
             attempts=F("attempts") + 1,
             started_at=now,
@@ -144,8 +157,24 @@ class Job(models.Model):
         )
 
     def requeue(self):
-        """running -> queued, for an attempt whose worker is known to be gone."""
-        return self._transition(Q(status=self.Status.RUNNING), status=self.Status.QUEUED)
+        """running -> queued, for an attempt whose worker is known to be gone. Not sent yet:
+        the caller sends it, or the reaper does if that fails."""
+        return self._transition(
+            Q(status=self.Status.RUNNING),
+            status=self.Status.QUEUED,
+            enqueued_at=None,
+            stage=self.Stage.QUEUED,
+        )
+
+    def advance(self, stage):
+        """Record the running attempt's stage; a plain UPDATE (no signal, no webhook): it is
+        progress for a polling client, not a status change."""
+        try:
+            Job.objects.filter(pk=self.pk, status=self.Status.RUNNING, attempts=self.attempts).update(
+                stage=stage
+            )
+        except DatabaseError as exc:  # best effort: a lost progress line must not fail the job
+            log.warning("job %s: could not record stage %s: %s", self.pk, stage, exc)
 
     def succeed(self, result, outputs, inference_ms, rendering_ms):
         """running -> succeeded, only for the attempt that claimed it."""

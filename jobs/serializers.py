@@ -145,6 +145,7 @@ class JobSerializer(serializers.ModelSerializer):
             "id",
             "url",
             "status",
+            "progress",
             "task",
             "model",
             "options",
@@ -162,6 +163,13 @@ class JobSerializer(serializers.ModelSerializer):
         ]
 
     webhook_deliveries = WebhookDeliverySerializer(many=True, read_only=True)
+    progress = serializers.SerializerMethodField(
+        help_text="while queued or running: queued, decoding, inferring, rendering or storing; null once ended"
+    )
+
+    @extend_schema_field(serializers.ChoiceField(choices=Job.Stage.choices, allow_null=True))
+    def get_progress(self, job):
+        return job.stage if job.status in Job.ACTIVE else None
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, job):

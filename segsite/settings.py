@@ -42,6 +42,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "jobs.health.ProbeMiddleware",  # probes skip the host check (see there)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -116,6 +117,12 @@ JOB_TIME_LIMIT = env_int("JOB_TIME_LIMIT", 300, minimum=10)
 # A job queued this many seconds since its message was sent is sent again (the message
 # may have been lost with Redis); duplicates are harmless (Job.claim).
 JOB_REQUEUE_AFTER = env_int("JOB_REQUEUE_AFTER", 900, minimum=60)
+# Seconds between beat's reaper passes (jobs/reaper.py): how soon after a broker that came
+# back empty, or a worker lost for good, its jobs are sent again.
+REAP_INTERVAL = env_int("REAP_INTERVAL", 60, minimum=1)
+# When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>`; unset, it is open to
+# whoever reaches the web port.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 # Finished jobs and their files are deleted this many days after they were created
 # (`manage.py prune_jobs`, daily by beat); 0 keeps them for ever.
 JOB_RETENTION_DAYS = env_int("JOB_RETENTION_DAYS", 7, minimum=0)
@@ -197,8 +204,8 @@ WEBHOOK_QUEUE = "webhooks"
 CELERY_BEAT_SCHEDULE = {
     "reap-orphaned-jobs": {
         "task": "jobs.tasks.reap_jobs",
-        "schedule": 60.0,
-        "options": {"queue": WEBHOOK_QUEUE, "expires": 60},
+        "schedule": float(REAP_INTERVAL),
+        "options": {"queue": WEBHOOK_QUEUE, "expires": REAP_INTERVAL},
     },
     "prune-old-jobs": {
         "task": "jobs.tasks.prune_jobs",
@@ -266,10 +273,24 @@ SPECTACULAR_SETTINGS = {
     "AUTHENTICATION_WHITELIST": ["rest_framework.authentication.TokenAuthentication"],
 }
 
+# One line per event. LOG_FORMAT=json writes each as a JSON object for a log shipper; either
+# way a line logged while a job runs carries its id (segsite/joblog.py).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"job": {"()": "segsite.joblog.JobContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(job_tag)s%(message)s"},
+        "json": {
+            "()": "segsite.joblog.JobJsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(job_id)s %(message)s",
+            "datefmt": "%Y-%m-%dT%H:%M:%S%z",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["job"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }

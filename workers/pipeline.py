@@ -14,6 +14,7 @@ from django.conf import settings
 
 from jobs.models import Job
 from jobs.storage import delete_job_files, write_job_file
+from segsite.joblog import job_context
 
 from . import rendering, summary
 from .catalog import SEMANTIC, get_spec
@@ -32,6 +33,11 @@ class Rendered:
 
 def run_job(job_id, worker, redelivered=False):
     """Run one job if this attempt can claim it; safe to call again for the same id."""
+    with job_context(job_id):  # every log line of this job carries its id
+        _run_job(job_id, worker, redelivered)
+
+
+def _run_job(job_id, worker, redelivered):
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         log.info("job %s no longer exists; nothing to do", job_id)
@@ -57,7 +63,9 @@ def run_job(job_id, worker, redelivered=False):
         job.fail("internal_error", "The job failed because of an internal error.", attempt)
         return
 
-    if not job.succeed(rendered.summary, rendered.outputs, inference_ms, rendering_ms):
+    if job.succeed(rendered.summary, rendered.outputs, inference_ms, rendering_ms):
+        log.info("job %s succeeded: attempt %d, inference %d ms", job.id, attempt, inference_ms)
+    else:
         _discard(job)
 
 
@@ -73,25 +81,39 @@ def _discard(job):
 
 
 def _process(job):
-    # 1. Decode the stored input exactly as the API validated it.
+    # 1. Decode the stored input exactly as the API validated it (claim set `decoding`).
     with job.input.open("rb") as fileobj:
         decoded = decode_image(fileobj, settings.MAX_IMAGE_PIXELS)
 
-    # 2. Infer at the original size.
-    spec = get_spec(job.model)
-    engine = get_engine(job.model)
-    started = time.monotonic()
-    result = engine.infer(decoded.rgb, _engine_options(job, spec))
-    inference_ms = _elapsed_ms(started)
+    # 2. Infer at the original size, then render.
+    rendered, inference_ms, rendering_ms = segment(decoded.rgb, job.model, job.options, advance=job.advance)
 
-    # 3. Render and store.
-    started = time.monotonic()
-    if spec.task == SEMANTIC:
-        rendered = _render_semantic(decoded.rgb, result, spec.labels)
-    else:
-        rendered = _render_instance(decoded.rgb, result, spec.labels)
+    # 3. Store.
+    job.advance(Job.Stage.STORING)
     for name, data in rendered.files.items():
         write_job_file(job, name, data)
+    return rendered, inference_ms, rendering_ms
+
+
+def segment(rgb, model, options, advance=lambda stage: None):
+    """Infer and render one decoded image with a loaded model; no database, no files.
+
+    Shared by the worker and `manage.py segment`. Returns (Rendered, inference_ms,
+    rendering_ms); `advance` hears each stage as it starts.
+    """
+    spec = get_spec(model)
+    engine = get_engine(model)
+    advance(Job.Stage.INFERRING)
+    started = time.monotonic()
+    result = engine.infer(rgb, _engine_options(options, spec))
+    inference_ms = _elapsed_ms(started)
+
+    advance(Job.Stage.RENDERING)
+    started = time.monotonic()
+    if spec.task == SEMANTIC:
+        rendered = _render_semantic(rgb, result, spec.labels)
+    else:
+        rendered = _render_instance(rgb, result, spec.labels)
     return rendered, inference_ms, _elapsed_ms(started)
 
 
@@ -119,13 +141,13 @@ def _render_instance(rgb, result, labels):
     )
 
 
-def _engine_options(job, spec):
-    """The job's options as the engine takes them: label names become class ids."""
+def _engine_options(job_options, spec):
+    """A job's options as the engine takes them: label names become class ids."""
     options = {}
-    if job.options.get("classes"):
-        options["class_ids"] = [spec.labels.index(name) for name in job.options["classes"]]
-    if "score_threshold" in job.options:
-        options["score_threshold"] = float(job.options["score_threshold"])
+    if job_options.get("classes"):
+        options["class_ids"] = [spec.labels.index(name) for name in job_options["classes"]]
+    if "score_threshold" in job_options:
+        options["score_threshold"] = float(job_options["score_threshold"])
     return options
 
 

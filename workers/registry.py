@@ -29,13 +29,18 @@ def load_engines(names, warm_up=True):
         if not present:
             raise RuntimeError(f"cannot load model {name}: {detail}")
         started = time.monotonic()
-        module_name, class_name = spec.engine.rsplit(".", 1)
-        engine = getattr(importlib.import_module(module_name), class_name)(spec)
+        engine = create_engine(spec)
         engine.load()
         if warm_up:
             engine.warm_up()
         _engines[name] = engine
         log.info("loaded model %s in %.0f ms", name, (time.monotonic() - started) * 1000)
+
+
+def create_engine(spec):
+    """A new, unloaded engine of the spec's class (one class per model)."""
+    module_name, class_name = spec.engine.rsplit(".", 1)
+    return getattr(importlib.import_module(module_name), class_name)(spec)
 
 
 def get_engine(name):

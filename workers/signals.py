@@ -10,19 +10,21 @@ from django.db import connections
 
 from jobs.services import recover_orphans
 
-from . import registry
+from . import readiness, registry
 from .catalog import installed_models_of, model_problems, queues_for, worker_model_names
 
 log = logging.getLogger(__name__)
 
-# Set in the main process before the pool forks, so every pool process inherits it.
+# Set in the main process before the pool forks, so every pool process inherits them.
 _served = []
+_node = []
 
 
 @worker_init.connect
 def choose_models(sender, **kwargs):
     """Refuse to start a worker whose models cannot be loaded or whose queues do not fit."""
     consumed = set(sender.app.amqp.queues.consume_from)
+    _node[:] = [sender.hostname]
     if settings.WEBHOOK_QUEUE in consumed:
         _check_io_worker(consumed)
         return
@@ -87,6 +89,8 @@ def load_models(**kwargs):
         os.kill(os.getppid(), signal.SIGTERM)
         os._exit(1)
     log.info("worker process ready with models: %s", ", ".join(registry.loaded_names()))
+    if _served:  # loaded and warmed up: now /readyz may count this process
+        readiness.announce(_node[0], registry.loaded_names())
 
 
 @worker_ready.connect

@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1
+# One image for every process of the service; the command picks the role (docker-compose.yml).
+#   docker build --target cpu -t segment:cpu .   web, light and heavy workers on CPU, io, beat
+#   docker build --target gpu -t segment:gpu .   the heavy workers with TensorFlow on CUDA
+# Weights are never baked in: `manage.py fetch_models` fills the models volume.
+
+FROM python:3.11-slim AS base
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    MEDIA_ROOT=/data/media \
+    SEGMENT_MODELS_DIR=/models \
+    STATIC_ROOT=/app/staticfiles
+WORKDIR /app
+RUN useradd --create-home --uid 1000 app \
+    && mkdir -p /data/media /models \
+    && chown app:app /data/media /models
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+FROM base AS cpu
+COPY requirements-heavy.txt requirements-heavy-nodeps.txt ./
+RUN pip install -r requirements-heavy.txt \
+    && pip install --no-deps -r requirements-heavy-nodeps.txt
+COPY . .
+RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput --verbosity 0
+USER app
+EXPOSE 8000
+CMD ["gunicorn", "segsite.wsgi", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--threads", "8", "--no-control-socket"]
+
+# TensorFlow's CUDA build takes its CUDA and cuDNN libraries from pip (the `and-cuda`
+# extra); the host needs only the NVIDIA driver and the container toolkit.
+FROM base AS gpu
+COPY requirements-heavy.txt requirements-heavy-nodeps.txt ./
+RUN sed 's/^tensorflow-cpu==/tensorflow[and-cuda]==/' requirements-heavy.txt > /tmp/requirements-gpu.txt \
+    && pip install -r /tmp/requirements-gpu.txt \
+    && pip install --no-deps -r requirements-heavy-nodeps.txt
+COPY . .
+USER app
+CMD ["celery", "-A", "segsite", "worker", "--queues", "deeplabv3plus_xception_pascal,mask_rcnn_coco", "--concurrency", "1"]

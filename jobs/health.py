@@ -1,0 +1,99 @@
+"""Operators' endpoints: /healthz (the process answers), /readyz (it can do its work) and
+/metrics (Prometheus). Plain Django views: no token, no throttling, no database for
+/healthz, so a load balancer's probes never cost more than they must."""
+
+import hmac
+
+import redis
+from celery import current_app
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.http import require_safe
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from workers import readiness
+from workers.catalog import MODELS, default_models
+
+from .errors import error_body
+from .metrics import Collector
+
+
+@require_safe
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+@require_safe
+def readyz(request):
+    """200 once the database and the broker answer and every default model (what a job
+    naming no model gets) has a live worker that loaded and warmed it up; 503 otherwise,
+    with every check's result so the operator sees which one failed."""
+    checks = {"database": _check_database(), "broker": _check_broker()}
+    try:
+        served = readiness.ready_workers()
+    except redis.RedisError:
+        served = {}
+    required = set(default_models().values())
+    models = {
+        name: {
+            "installed": spec.weights_status()[0],
+            "workers": served.get(name, []),
+            "required": name in required,
+        }
+        for name, spec in MODELS.items()
+    }
+    ready = all(check["ok"] for check in checks.values()) and all(
+        models[name]["workers"] for name in required
+    )
+    body = {"status": "ready" if ready else "not_ready", "checks": {**checks, "models": models}}
+    return JsonResponse(body, status=200 if ready else 503)
+
+
+def _check_database():
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return {"ok": True}
+    except DatabaseError as exc:
+        return {"ok": False, "error": str(exc).strip()}
+
+
+def _check_broker():
+    try:
+        with current_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+        return {"ok": True}
+    except Exception as exc:  # kombu raises its transport's own errors; any of them means "no"
+        return {"ok": False, "error": str(exc)}
+
+
+@require_safe
+def metrics(request):
+    if settings.METRICS_TOKEN:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), settings.METRICS_TOKEN.encode()):
+            return JsonResponse(error_body("not_authenticated", "Send the metrics token."), status=401)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Collector())
+    try:
+        text = generate_latest(registry)
+    except redis.RedisError as exc:
+        return JsonResponse(error_body("metrics_unavailable", f"Redis is unavailable: {exc}"), status=503)
+    return HttpResponse(text, content_type=CONTENT_TYPE_LATEST)
+
+
+PROBES = {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
+
+
+class ProbeMiddleware:
+    """Answers /healthz, /readyz and /metrics before Django's host check: load balancers,
+    container healthchecks and Prometheus reach the process by its address or service name,
+    which ALLOWED_HOSTS (the public names) rightly does not list. First in MIDDLEWARE."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        probe = PROBES.get(request.path_info)
+        return probe(request) if probe else self.get_response(request)

@@ -1,0 +1,107 @@
+"""/healthz, /readyz and /metrics, against the test database and the test Redis."""
+
+import pytest
+import redis
+from django.db import OperationalError
+
+from jobs import health, metrics
+from jobs.models import Job
+from workers import readiness
+from workers.catalog import default_models
+
+from .helpers import submit
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def test_redis(settings):
+    """A Redis database of its own: the e2e suite's workers, still up, announce themselves
+    in the test database every few seconds."""
+    settings.REDIS_URL = settings.REDIS_URL.rsplit("/", 1)[0] + "/11"
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for pattern in (f"{readiness.PREFIX}*", "segment:metrics:*"):
+        for key in client.scan_iter(match=pattern):
+            client.delete(key)
+    return client
+
+
+def test_healthz_answers_without_a_token(anonymous):
+    response = anonymous.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_readyz_is_503_until_a_worker_has_every_default_model_loaded(anonymous, test_redis):
+    response = anonymous.get("/readyz")
+    body = response.json()
+    assert response.status_code == 503 and body["status"] == "not_ready"
+    assert body["checks"]["database"] == {"ok": True} and body["checks"]["broker"] == {"ok": True}
+    required = set(default_models().values())
+    assert {name for name, model in body["checks"]["models"].items() if model["required"]} == required
+
+    readiness.publish("light-1@host", sorted(required))
+    body = anonymous.get("/readyz").json()
+    assert body["status"] == "ready"
+    assert all(body["checks"]["models"][name]["workers"] == ["light-1@host"] for name in required)
+
+
+def test_readyz_names_the_failed_check(anonymous, test_redis, monkeypatch):
+    readiness.publish("light-1@host", sorted(default_models().values()))
+
+    def unreachable():
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(health.connection, "cursor", unreachable)
+    body = anonymous.get("/readyz").json()
+    assert body["status"] == "not_ready" and body["checks"]["database"] == {
+        "ok": False,
+        "error": "connection refused",
+    }
+
+
+def test_an_announcement_expires_with_the_process_that_stopped_renewing_it(test_redis):
+    key = readiness.publish("gone@host", ["deeplabv3_mnv2_pascal"], pid=1)
+    assert 0 < test_redis.ttl(key) <= readiness.TTL_SECONDS
+
+
+def test_metrics_count_jobs_and_time_the_succeeded_ones(
+    alice, anonymous, sent, test_redis, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        done, canceled = (Job.objects.get(pk=submit(alice).json()["id"]) for _ in range(2))
+        done.claim("w@host")
+        done.succeed({}, {}, inference_ms=180, rendering_ms=5)
+        canceled.cancel()
+    text = anonymous.get("/metrics").content.decode()
+    model = done.model
+    assert f'segment_jobs_created_total{{model="{model}"}} 2.0' in text
+    assert f'segment_jobs_finished_total{{model="{model}",status="succeeded"}} 1.0' in text
+    assert f'segment_jobs_finished_total{{model="{model}",status="canceled"}} 1.0' in text
+    assert f'segment_job_inference_seconds_bucket{{le="0.1",model="{model}"}} 0.0' in text
+    assert f'segment_job_inference_seconds_bucket{{le="0.25",model="{model}"}} 1.0' in text
+    assert f'segment_job_inference_seconds_sum{{model="{model}"}} 0.18' in text
+    assert 'segment_queue_depth{queue="light"}' in text
+
+
+def test_metrics_want_the_token_when_one_is_set(anonymous, settings, test_redis):
+    settings.METRICS_TOKEN = "s3cret"
+    assert anonymous.get("/metrics").status_code == 401
+    assert anonymous.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
+
+
+def test_a_metric_that_cannot_be_written_never_fails_the_job(
+    alice, sent, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(metrics, "redis_client", lambda url: redis.Redis(port=1))  # nothing listens
+    with django_capture_on_commit_callbacks(execute=True):
+        job = Job.objects.get(pk=submit(alice).json()["id"])
+        assert job.cancel()
+    assert Job.objects.get(pk=job.pk).status == "canceled"
+
+
+def test_probes_answer_whatever_host_they_are_reached_by(anonymous, test_redis):
+    # A container healthcheck or Prometheus uses the address or service name, not a public host.
+    assert anonymous.get("/healthz", HTTP_HOST="10.1.2.3:8000").status_code == 200
+    assert anonymous.get("/metrics", HTTP_HOST="web:8000").status_code == 200
+    assert anonymous.get("/api/v1/models/", HTTP_HOST="web:8000").status_code == 400  # the rest is checked
+    assert anonymous.head("/healthz").status_code == 200

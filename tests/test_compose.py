@@ -1,0 +1,161 @@
+"""docker-compose.yml and the Dockerfile, checked against the code they run.
+
+No Docker engine runs where the tests do, so the compose file is held honest here: every
+command must be a real entry point with options its program accepts, every queue must be
+one the code routes to, every variable one the settings read, and the process set must be
+the Procfile's.
+"""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings
+from django.core.management import get_commands, load_command_class
+from django.urls import resolve
+from gunicorn.config import Config
+
+from workers.catalog import MODELS
+
+REPO = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+OURS = {name: service for name, service in SERVICES.items() if "build" in service}
+MODEL_QUEUES = {spec.queue for spec in MODELS.values()}
+# Variables read by libraries rather than by segsite/settings.py.
+LIBRARY_VARIABLES = {"TF_FORCE_GPU_ALLOW_GROWTH"}
+
+
+def option(command, name):
+    return command[command.index(name) + 1] if name in command else None
+
+
+def celery_workers():
+    return {
+        name: s["command"]
+        for name, s in OURS.items()
+        if s["command"][:4] == ["celery", "-A", "segsite", "worker"]
+    }
+
+
+def test_the_service_set_is_complete():
+    expected = {"redis", "postgres", "web", "worker-light", "worker-heavy", "worker-io", "beat", "flower"}
+    assert expected <= set(SERVICES)
+    for name, service in SERVICES.items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in SERVICES and dependency != name, f"{name} depends on {dependency}"
+
+
+def test_every_build_target_is_a_stage_of_the_dockerfile():
+    stages = set(re.findall(r"^FROM \S+ AS (\w+)$", (REPO / "Dockerfile").read_text(), re.MULTILINE))
+    assert {"cpu", "gpu"} <= stages
+    for name, service in OURS.items():
+        assert service["build"]["target"] in stages, name
+    dockerfile = (REPO / "Dockerfile").read_text()
+    copied = [
+        name for line in re.findall(r"^COPY (.+) \S+$", dockerfile, re.MULTILINE) for name in line.split()
+    ]
+    assert {"requirements.txt", "requirements-heavy.txt", "requirements-heavy-nodeps.txt"} <= set(copied)
+    assert all((REPO / name).is_file() for name in copied if name != ".")
+    # The gpu stage swaps the CPU TensorFlow pin for the CUDA build: the pin must be there.
+    assert re.search(r"^tensorflow-cpu==", (REPO / "requirements-heavy.txt").read_text(), re.MULTILINE)
+    assert "s/^tensorflow-cpu==/tensorflow[and-cuda]==/" in dockerfile
+
+
+@pytest.mark.parametrize("name", sorted(OURS))
+def test_every_command_is_a_real_entry_point(name):
+    command = OURS[name]["command"]
+    program = command[0]
+    if program == "python":
+        assert command[1] == "manage.py" and command[2] in get_commands(), command
+        # The command's own parser accepts the options given.
+        load_command_class(get_commands()[command[2]], command[2]).create_parser(
+            "manage.py", command[2]
+        ).parse_args(command[3:])
+    elif program == "gunicorn":
+        assert command[1] == "segsite.wsgi" and (REPO / "segsite" / "wsgi.py").is_file()
+        Config().parser().parse_args(command[1:])  # gunicorn's own parser: exits on a bad option
+    elif program == "celery":
+        assert command[1:3] == ["-A", "segsite"] and command[3] in ("worker", "beat"), command
+    else:
+        raise AssertionError(f"{name}: unknown program {program}")
+
+
+def test_workers_consume_real_queues_and_every_model_has_one():
+    consumed = {}
+    for name, command in celery_workers().items():
+        queues = set(option(command, "--queues").split(","))
+        assert queues <= MODEL_QUEUES | {settings.WEBHOOK_QUEUE}, name
+        # The rules workers/signals.py enforces at start: webhooks never beside a model.
+        assert settings.WEBHOOK_QUEUE not in queues or queues == {settings.WEBHOOK_QUEUE}, name
+        if settings.WEBHOOK_QUEUE in queues:
+            assert option(command, "--pool") == "threads", name
+        else:
+            assert option(command, "--concurrency") == "1", f"{name}: model workers run one job at a time"
+        assert option(command, "--hostname").endswith("@%h"), f"{name}: needs a stable, unique node name"
+        consumed[name] = queues
+    assert set().union(*consumed.values()) == MODEL_QUEUES | {settings.WEBHOOK_QUEUE}
+
+
+def test_the_heavy_worker_reserves_a_gpu_and_runs_the_gpu_image_only_when_asked():
+    heavy = SERVICES["worker-heavy"]
+    assert heavy["build"]["target"] == "gpu"
+    # Heavy weights make the heavy models the defaults: fetched only with the worker's profile.
+    assert heavy["profiles"] == SERVICES["fetch-heavy-models"]["profiles"] == ["gpu"]
+    assert "--all" not in SERVICES["fetch-models"]["command"]
+    assert "fetch-heavy-models" in heavy["depends_on"]
+    devices = heavy["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+
+
+def test_every_variable_is_one_the_settings_read():
+    source = (REPO / "segsite" / "settings.py").read_text()
+    read = set(re.findall(r'env_\w+\(\s*"([A-Z_]+)"', source))
+    for name, service in OURS.items():
+        for variable in service["environment"]:
+            assert variable in read | LIBRARY_VARIABLES, f"{name}: {variable} is read by nothing"
+    env = OURS["web"]["environment"]
+    assert env["LOG_FORMAT"] in ("plain", "json")
+    mounts = {volume.split(":")[1] for volume in OURS["web"]["volumes"]}
+    assert {env["MEDIA_ROOT"], env["SEGMENT_MODELS_DIR"]} <= mounts
+
+
+def test_healthchecks_call_real_urls():
+    check = " ".join(SERVICES["web"]["healthcheck"]["test"])
+    path = re.search(r"http://127\.0\.0\.1:8000(/\w+)", check).group(1)
+    assert resolve(path).url_name in ("healthz", "readyz")
+
+
+def test_the_procfile_runs_the_same_processes():
+    procfile = dict(
+        line.split(": ", 1) for line in (REPO / "Procfile").read_text().splitlines() if line.strip()
+    )
+    assert set(procfile) == {"web", "worker", "io", "beat"}
+    pairs = {"worker": "worker-light", "io": "worker-io"}
+    for process, service in pairs.items():
+        local = shlex.split(procfile[process].replace("$VENV/bin/", ""))
+        assert option(local, "--queues") == option(SERVICES[service]["command"], "--queues")
+        assert option(local, "--pool") == option(SERVICES[service]["command"], "--pool")
+    web = shlex.split(procfile["web"].replace("$VENV/bin/", ""))
+    assert web[:2] == OURS["web"]["command"][:2]
+    assert option(web, "--worker-class") == option(OURS["web"]["command"], "--worker-class") == "gthread"
+    assert "--no-control-socket" in web and "--no-control-socket" in OURS["web"]["command"]
+
+
+def test_the_readme_documents_scaling_the_light_workers():
+    assert "docker compose up --scale worker-light=4" in (REPO / "README.md").read_text()
+
+
+def test_model_workers_get_time_to_finish_their_job_when_stopped():
+    for name, command in celery_workers().items():
+        if option(command, "--queues") != settings.WEBHOOK_QUEUE:
+            grace = OURS[name]["stop_grace_period"]
+            assert int(grace.rstrip("s")) >= settings.CELERY_TASK_TIME_LIMIT, name
+
+
+def test_settings_reach_the_containers_and_flower_stays_local():
+    for name, service in OURS.items():
+        assert {"path": ".env", "required": False} in service["env_file"], name
+    assert all(port.startswith("127.0.0.1:") for port in SERVICES["flower"]["ports"])
