@@ -10,7 +10,7 @@ SHARED_MODELS ?= ../shared/models
 WITH_SECRET = SECRET_KEY=$${SECRET_KEY:-$$(cat .secret_key)}
 MANAGE = $(WITH_SECRET) $(BIN)/python manage.py
 
-.PHONY: setup venv models migrate test test-fast run clean
+.PHONY: setup venv models migrate test test-fast run bench clean
 
 setup: venv .secret_key models migrate
 
@@ -44,6 +44,11 @@ test: venv
 
 test-fast: venv
 	$(BIN)/pytest -m "not e2e"
+
+# Benchmarks: private servers and processes of its own; writes bench/results.{md,json} and
+# the README's table.
+bench: venv
+	$(BIN)/python -m bench.run
 
 run: venv .secret_key migrate
 	$(WITH_SECRET) VENV=$(VENV) HOST=$(HOST) PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \

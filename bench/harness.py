@@ -1,0 +1,81 @@
+"""The service under measurement: gunicorn and Celery workers as the Procfile runs them, on a
+private PostgreSQL cluster and a private Redis (tests/stack/servers.py), so a benchmark
+never touches the machine's own servers or another run's data."""
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.processes import REPO, WebProcess, WorkerProcess
+from tests.stack.servers import PrivatePostgres, PrivateRedis, free_port
+
+DATABASE = "segment_bench"
+MAKE_USER = """
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+print("token", Token.objects.create(user=User.objects.create_user("bench")).key)
+"""
+
+
+class Service:
+    def __init__(self):
+        self.folder = Path(tempfile.mkdtemp(prefix="segment-bench-"))
+        self.postgres = PrivatePostgres().initialise()
+        self.redis = PrivateRedis().start()
+        self.postgres.execute(f"CREATE DATABASE {DATABASE}")
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
+            "DJANGO_SETTINGS_MODULE": "segsite.settings",
+            "DATABASE_URL": self.postgres.url(DATABASE),
+            "CELERY_BROKER_URL": self.redis.url,
+            "REDIS_URL": self.redis.url,
+            "MEDIA_ROOT": str(self.folder / "media"),
+            "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-secret-key-not-for-production"),
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "PYTHONUNBUFFERED": "1",
+            # Measure the service, not its limits: no rate limit, no queue cap in the way.
+            "THROTTLE_USER_RATE": "1000000/min",
+            "MAX_QUEUED_JOBS_PER_USER": "100000",
+            "MAX_WAITING_REQUESTS": "64",
+        }
+        self.manage("migrate", "--noinput")
+        made = self.manage("shell", "-c", MAKE_USER).splitlines()
+        self.token = next(line.split()[1] for line in made if line.startswith("token "))
+        self.processes = []
+
+    def manage(self, *args):
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=REPO,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    def start_web(self, workers=2, threads=8):
+        port = free_port()
+        web = WebProcess(
+            self.folder / "web.log", {**self.env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}, port
+        )
+        web.command[web.command.index("--workers") + 1] = str(workers)
+        web.command[web.command.index("--threads") + 1] = str(threads)
+        self.processes.append(web.start())
+        return web
+
+    def start_worker(self, name, env=None):
+        worker = WorkerProcess(name, self.folder / f"{name}.log", {**self.env, **(env or {})})
+        self.processes.append(worker.start())
+        return worker
+
+    def stop(self, process):
+        process.stop()
+        self.processes.remove(process)
+
+    def close(self):
+        for process in reversed(self.processes):
+            process.stop()
+        self.redis.stop()
+        self.postgres.remove()

@@ -1,0 +1,84 @@
+"""bench/results.md and the README's copy of it: each figure, its target, whether it is met."""
+
+import re
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def markdown(results):
+    m = results["machine"]
+    lines = [
+        f"Measured {m['date']} at commit `{m['commit']}` on {m['cores']} cores ({m['cpu']}), "
+        f"in {results['seconds']} s{' (quick run: too few rounds to trust)' if results['quick'] else ''}.",
+        "",
+        "| figure | measured | target | met |",
+        "|---|---|---|---|",
+    ]
+
+    def row(figure, measured, target="", met=None):
+        lines.append(
+            f"| {figure} | {measured} | {target} | {'' if met is None else ('yes' if met else '**no**')} |"
+        )
+
+    for model, o in results["overhead"].items():
+        row(
+            f"overhead per job, `{model}`: full path p50 (p95) vs raw inference p50 (p95)",
+            f"{o['full']['p50']} ({o['full']['p95']}) ms vs {o['raw']['p50']} ({o['raw']['p95']}) ms: "
+            f"+{o['overhead_p50_ms']} ms",
+            "≤ 50 ms at p50",
+            o["overhead_p50_ms"] <= 50,
+        )
+    t = results["throughput"]
+    for workers in ("1_worker", "2_workers"):
+        ratio = t[workers] / t["raw"]
+        target = "≥ 0.9 × raw" if workers == "2_workers" else ""
+        row(
+            f"throughput, `{t['model']}`, {workers.replace('_', ' ')} ({t['jobs']} jobs through the API)",
+            f"{t[workers]} jobs/s = {ratio:.2f} × raw ({t['raw']} images/s in one process)",
+            target,
+            ratio >= 0.9 if target else None,
+        )
+    for model, r in results["residency"].items():
+        row(
+            f"residency, `{model}`: load, segment, discard per request vs resident (median)",
+            f"{r['per_request']['p50']} ms vs {r['resident']['p50']} ms: {r['ratio']} ×",
+            "≥ 10 ×",
+            r["ratio"] >= 10,
+        )
+    api = results["api_under_load"]
+    reads, submits = api["status_reads"], api["submissions"]
+    row(
+        "status reads, 50 concurrent clients (gunicorn 2 × 8 threads)",
+        f"{reads['requests_per_second']} req/s, p99 {reads['p99_ms']} ms, {reads['errors']} errors",
+        "≥ 500 req/s, p99 < 100 ms",
+        reads["requests_per_second"] >= 500 and reads["p99_ms"] < 100,
+    )
+    row(
+        "submissions, 50 concurrent clients",
+        f"{submits['requests_per_second']} req/s, p99 {submits['p99_ms']} ms, {submits['errors']} errors",
+    )
+    for p in results["payload"]:
+        row(
+            f"payload, {p['size'][0]}x{p['size'][1]} photo: MAX JSON `seg_map` (513 px / full size) vs `mask.png`",
+            f"{p['max_json_513_bytes']:,} / {p['max_json_full_bytes']:,} B vs {p['mask_png_bytes']:,} B: "
+            f"{p['max_json_full_bytes'] / p['mask_png_bytes']:.0f} × smaller at full size",
+        )
+    mem = results["memory_mb"]
+    row(
+        "resident memory: web (gunicorn, 2 processes), light worker (main + pool process), heavy worker",
+        f"{mem['web']} MB, {mem['light_worker']} MB, "
+        + (
+            f"{mem['heavy_worker']} MB"
+            if mem["heavy_worker"]
+            else "not measured (heavy weights not installed)"
+        ),
+    )
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(path, table):
+    text = path.read_text()
+    if START not in text:
+        return
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
+    path.write_text(pattern.sub(lambda _: f"{START}\n{table}{END}", text))
