@@ -18,6 +18,8 @@ from django.utils import timezone
 
 from workers.catalog import TASKS
 
+from . import readcache
+
 log = logging.getLogger(__name__)
 
 # Sent inside the transaction of every status change that took effect, with `job` (fresh
@@ -130,6 +132,7 @@ class Job(models.Model):
             except Job.DoesNotExist:  # deleted meanwhile: nothing to refresh, nothing changed
                 return False
             if updated == 1:
+                readcache.forget(self.pk)
                 job_transitioned.send(sender=Job, job=self)
         return updated == 1
 
@@ -173,6 +176,7 @@ class Job(models.Model):
             Job.objects.filter(pk=self.pk, status=self.Status.RUNNING, attempts=self.attempts).update(
                 stage=stage
             )
+            readcache.forget(self.pk)
         except DatabaseError as exc:  # best effort: a lost progress line must not fail the job
             log.warning("job %s: could not record stage %s: %s", self.pk, stage, exc)
 

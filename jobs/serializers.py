@@ -1,3 +1,4 @@
+from django.db.models import prefetch_related_objects
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -162,7 +163,7 @@ class JobSerializer(serializers.ModelSerializer):
             "webhook_deliveries",
         ]
 
-    webhook_deliveries = WebhookDeliverySerializer(many=True, read_only=True)
+    webhook_deliveries = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField(
         help_text="while queued or running: queued, decoding, inferring, rendering or storing; null once ended"
     )
@@ -170,6 +171,14 @@ class JobSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.ChoiceField(choices=Job.Stage.choices, allow_null=True))
     def get_progress(self, job):
         return job.stage if job.status in Job.ACTIVE else None
+
+    @extend_schema_field(WebhookDeliverySerializer(many=True))
+    def get_webhook_deliveries(self, job):
+        # Most jobs have no webhook: their reads skip the deliveries query altogether.
+        if not job.webhook_url:
+            return []
+        prefetch_related_objects([job], "webhook_deliveries__attempts")  # done already for a list
+        return WebhookDeliverySerializer(job.webhook_deliveries.all(), many=True, context=self.context).data
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, job):

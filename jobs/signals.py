@@ -1,9 +1,11 @@
 """Receivers that follow a job: its files on delete; its webhooks, waiters and metrics on a change."""
 
-from django.db.models.signals import post_delete
+from django.contrib.auth import get_user_model
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from rest_framework.authtoken.models import Token
 
-from . import metrics, waiting
+from . import metrics, readcache, waiting
 from .models import Job, job_transitioned
 from .storage import delete_job_files
 from .webhooks import outbox
@@ -13,6 +15,24 @@ from .webhooks import outbox
 def delete_files_of_deleted_job(sender, instance, **kwargs):
     # However the row goes: API, admin, a deleted user's cascade.
     delete_job_files(instance.id)
+
+
+@receiver(post_save, sender=Job)
+@receiver(post_delete, sender=Job)
+def forget_cached_status(sender, instance, **kwargs):
+    # Writes outside the transitions: the admin's, a deletion.
+    readcache.forget(instance.id)
+
+
+@receiver(post_delete, sender=Token)
+def forget_deleted_token(sender, instance, **kwargs):
+    readcache.forget_tokens([instance.key])
+
+
+@receiver(post_save, sender=get_user_model())
+def forget_tokens_of_changed_user(sender, instance, **kwargs):
+    # A deactivated user's cached token must stop answering at once.
+    readcache.forget_tokens(list(Token.objects.filter(user=instance).values_list("key", flat=True)))
 
 
 @receiver(job_transitioned)

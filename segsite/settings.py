@@ -45,6 +45,7 @@ MIDDLEWARE = [
     "jobs.health.ProbeMiddleware",  # probes skip the host check (see there)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "jobs.readcache.ReadCacheMiddleware",  # cached status reads skip the rest
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -144,6 +145,9 @@ MAX_WAIT_SECONDS = 60
 # MAX and iOS endpoints alike); past it `Prefer: wait` is answered at once (202) and the
 # compatible endpoints 503. Keep it below WEB_THREADS so that status reads always get one.
 MAX_WAITING_REQUESTS = env_int("MAX_WAITING_REQUESTS", 4, minimum=1)
+# How long a job's JSON stays cached for status reads after a full read (jobs/readcache.py);
+# 0 turns the cache off.
+STATUS_CACHE_SECONDS = env_int("STATUS_CACHE_SECONDS", 10, minimum=0)
 
 # --- Compatible APIs (MAX Image Segmenter, the PixelLib/Flask iOS API) ---------------------
 # Their clients send no token: let them in as one dedicated user when true (see README).
