@@ -1,4 +1,4 @@
-"""A job's files in media storage: jobs/<id>/input.<ext>, mask.png, overlay.png, ..."""
+"""A job's files in media storage: jobs/<id>/input.<ext>, mask.png, overlay.jpg, ..."""
 
 import os
 

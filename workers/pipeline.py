@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Rendered:
-    files: dict  # file name -> PNG bytes
+    files: dict  # file name -> encoded bytes
     outputs: dict  # kind -> file name
     summary: dict
 
@@ -121,9 +121,9 @@ def _render_semantic(rgb, result, labels):
     return Rendered(
         files={
             "mask.png": rendering.palette_png(result.class_map, rendering.voc_palette()),
-            "overlay.png": rendering.semantic_overlay(rgb, result.class_map, labels),
+            "overlay.jpg": rendering.encode_jpeg(rendering.semantic_overlay(rgb, result.class_map, labels)),
         },
-        outputs={"mask": "mask.png", "overlay": "overlay.png"},
+        outputs={"mask": "mask.png", "overlay": "overlay.jpg"},
         summary=summary.semantic_summary(result.class_map, labels),
     )
 
@@ -134,9 +134,11 @@ def _render_instance(rgb, result, labels):
     return Rendered(
         files={
             "instances.png": rendering.palette_png(index_map, rendering.instance_palette()),
-            "overlay.png": rendering.instance_overlay(rgb, result.instances, index_map, labels),
+            "overlay.jpg": rendering.encode_jpeg(
+                rendering.instance_overlay(rgb, result.instances, index_map, labels)
+            ),
         },
-        outputs={"instances": "instances.png", "overlay": "overlay.png"},
+        outputs={"instances": "instances.png", "overlay": "overlay.jpg"},
         summary=summary.instance_summary(result.instances, height, width, labels),
     )
 

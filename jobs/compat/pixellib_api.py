@@ -60,7 +60,7 @@ def decode_base64(text):
 
 
 def encode_like(png_bytes, image_format):
-    """The overlay PNG re-encoded in the client's own format, as base64."""
+    """The overlay re-encoded in the client's own format, as base64."""
     image = Image.open(io.BytesIO(png_bytes))
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format=image_format, **SAVE_OPTIONS.get(image_format, {}))

@@ -51,7 +51,7 @@ def test_a_job_whose_worker_is_killed_completes_once_after_a_restart(start_worke
     done = wait_for_status(job_id, {"succeeded", "failed", "canceled"}, timeout=120)
     assert done.status == "succeeded", done.error_message
     assert done.attempts == 2 and done.worker == running.worker
-    assert sorted(default_storage.listdir(f"jobs/{job_id}")[1]) == ["input.jpg", "mask.png", "overlay.png"]
+    assert sorted(default_storage.listdir(f"jobs/{job_id}")[1]) == ["input.jpg", "mask.png", "overlay.jpg"]
     assert "requeued 1 job(s) orphaned" in restarted.log()
     print(
         f"\nkilled mid-job, restarted: succeeded {time.monotonic() - started:.1f} s after the restart, "

@@ -231,7 +231,7 @@ def test_a_files_signature_opens_no_other_path(alices_jobs, anonymous):
     token = job["input"]["url"].split("?token=")[1]
     base = f"/api/v1/jobs/{job['id']}/files/"
     other_job = alices_jobs["instance"]["id"]
-    for name in ["mask.png", "overlay.png", "INPUT.JPG", "input.jpg.png", "..%2Finput.jpg", "input.jpg%00"]:
+    for name in ["mask.png", "overlay.jpg", "INPUT.JPG", "input.jpg.png", "..%2Finput.jpg", "input.jpg%00"]:
         assert_error(anonymous.get(f"{base}{name}?token={token}"), 404, "not_found")
     assert_error(anonymous.get(f"/api/v1/jobs/{other_job}/files/input.jpg?token={token}"), 404, "not_found")
     assert anonymous.get(f"{base}input.jpg?token={token}").status_code == 200  # its own file: yes

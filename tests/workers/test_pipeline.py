@@ -33,11 +33,11 @@ def test_a_semantic_job_writes_mask_and_overlay_at_original_size(alice, sent, en
     run_job(job.pk, "w@test")
     job.refresh_from_db()
     assert job.status == "succeeded", job.error_message
-    assert job.outputs == {"mask": "mask.png", "overlay": "overlay.png"}
+    assert job.outputs == {"mask": "mask.png", "overlay": "overlay.jpg"}
     mask = open_output(job, "mask.png")
     assert mask.mode == "P" and mask.size == (job.input_width, job.input_height)
     assert (np.asarray(mask) == 15).mean() >= 0.30
-    assert open_output(job, "overlay.png").size == mask.size
+    assert open_output(job, "overlay.jpg").size == mask.size
     person = next(c for c in job.result["classes"] if c["label"] == "person")
     assert person["fraction"] >= 0.30
     assert job.inference_ms is not None and job.rendering_ms is not None

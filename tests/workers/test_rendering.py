@@ -3,10 +3,11 @@ import io
 import numpy as np
 from PIL import Image
 
-from tests.conftest import gradient
+from tests.conftest import eval_photo, gradient
 from workers.engines.base import Instance
 from workers.labels import COCO_80, PASCAL_VOC
 from workers.rendering import (
+    encode_jpeg,
     instance_map,
     instance_overlay,
     palette_png,
@@ -53,19 +54,17 @@ def test_palette_png_carries_the_pascal_voc_colours():
 def test_semantic_overlay_keeps_the_original_size():
     rgb = gradient(width=97, height=61)
 
-    image, pixels = decoded(
-        semantic_overlay(rgb, class_map_with(61, 97, (PERSON, (30, 50, 60, 90))), PASCAL_VOC)
-    )
+    image = semantic_overlay(rgb, class_map_with(61, 97, (PERSON, (30, 50, 60, 90))), PASCAL_VOC)
 
     assert image.size == (97, 61)
-    assert pixels.shape == (61, 97, 3)
+    assert np.asarray(image).shape == (61, 97, 3)
 
 
 def test_semantic_overlay_leaves_background_untouched_away_from_the_legend():
     rgb = gradient(width=240, height=180)
     class_map = class_map_with(180, 240, (PERSON, (120, 170, 160, 230)))
 
-    _, pixels = decoded(semantic_overlay(rgb, class_map, PASCAL_VOC))
+    pixels = np.asarray(semantic_overlay(rgb, class_map, PASCAL_VOC))
 
     # The bottom-left quarter is background and far from the legend in the top-left corner.
     assert np.array_equal(pixels[120:, :120], rgb[120:, :120])
@@ -78,7 +77,7 @@ def test_semantic_overlay_tints_class_pixels_halfway_to_the_class_colour():
     rgb = np.full((120, 160, 3), 100, dtype=np.uint8)
     class_map = class_map_with(120, 160, (PERSON, (80, 110, 100, 150)), (CAT, (80, 110, 10, 40)))
 
-    _, pixels = decoded(semantic_overlay(rgb, class_map, PASCAL_VOC))
+    pixels = np.asarray(semantic_overlay(rgb, class_map, PASCAL_VOC))
 
     # Half the photo's 100 plus half of person (192, 128, 128) and cat (64, 0, 0).
     assert (pixels[class_map == PERSON] == (146, 114, 114)).all()
@@ -88,7 +87,7 @@ def test_semantic_overlay_tints_class_pixels_halfway_to_the_class_colour():
 def test_semantic_overlay_draws_no_legend_when_only_background_is_present():
     rgb = gradient(width=160, height=120)
 
-    _, pixels = decoded(semantic_overlay(rgb, np.zeros((120, 160), dtype=np.uint8), PASCAL_VOC))
+    pixels = np.asarray(semantic_overlay(rgb, np.zeros((120, 160), dtype=np.uint8), PASCAL_VOC))
 
     assert np.array_equal(pixels, rgb)
 
@@ -97,7 +96,7 @@ def test_semantic_overlay_draws_a_legend_in_the_top_left_corner_when_a_class_is_
     rgb = gradient(width=160, height=120)
     class_map = class_map_with(120, 160, (PERSON, (90, 120, 130, 160)))
 
-    _, pixels = decoded(semantic_overlay(rgb, class_map, PASCAL_VOC))
+    pixels = np.asarray(semantic_overlay(rgb, class_map, PASCAL_VOC))
 
     corner = (slice(4, 20), slice(4, 20))
     assert (class_map[corner] == 0).all()
@@ -110,10 +109,22 @@ def test_the_legend_grows_by_a_row_for_each_class_present():
     two = class_map_with(200, 200, (PERSON, (150, 200, 150, 200)), (DOG, (150, 200, 100, 140)))
 
     def legend_rows(class_map):
-        _, pixels = decoded(semantic_overlay(rgb, class_map, PASCAL_VOC))
+        pixels = np.asarray(semantic_overlay(rgb, class_map, PASCAL_VOC))
         return int((pixels[:, 6] != rgb[:, 6]).any(axis=1).sum())
 
     assert legend_rows(two) > legend_rows(one) > 0
+
+
+def test_overlays_are_stored_as_jpegs_close_to_the_rendered_image():
+    rgb = np.asarray(Image.open(eval_photo("photos/chelsea.jpg")).convert("RGB"))
+    class_map = class_map_with(*rgb.shape[:2], (CAT, (50, 250, 100, 350)))
+    image = semantic_overlay(rgb, class_map, PASCAL_VOC)
+
+    stored, pixels = decoded(encode_jpeg(image))
+
+    assert stored.format == "JPEG" and stored.size == image.size
+    error = np.abs(pixels.astype(int) - np.asarray(image, dtype=int))
+    assert error.mean() < 2 and np.percentile(error, 99) < 16
 
 
 def test_instance_map_puts_the_higher_score_on_top_where_masks_overlap():
@@ -142,15 +153,15 @@ def test_instance_map_follows_the_mask_not_the_box():
     assert (index_map[6:, :] == 0).all() and (index_map[:, 6:] == 0).all()
 
 
-def test_instance_overlay_is_a_png_of_the_original_size():
+def test_instance_overlay_is_an_rgb_image_of_the_original_size():
     rgb = gradient(width=150, height=90)
     person = Instance(class_id=0, score=0.87, box=(40, 30, 100, 80), mask=np.ones((50, 60), dtype=bool))
     index_map = instance_map([person], height=90, width=150)
 
-    image, pixels = decoded(instance_overlay(rgb, [person], index_map, COCO_80))
+    image = instance_overlay(rgb, [person], index_map, COCO_80)
+    pixels = np.asarray(image)
 
-    assert image.format == "PNG" and image.size == (150, 90)
-    assert pixels.shape == (90, 150, 3)
+    assert image.mode == "RGB" and image.size == (150, 90)
     assert not np.array_equal(pixels[50:70, 50:90], rgb[50:70, 50:90])  # the mask is tinted
     assert np.array_equal(pixels[:, 120:], rgb[:, 120:])  # nothing drawn right of the box
 
@@ -158,7 +169,7 @@ def test_instance_overlay_is_a_png_of_the_original_size():
 def test_instance_overlay_with_no_instances_is_the_photo():
     rgb = gradient(width=40, height=30)
 
-    _, pixels = decoded(instance_overlay(rgb, [], np.zeros((30, 40), dtype=np.uint8), COCO_80))
+    pixels = np.asarray(instance_overlay(rgb, [], np.zeros((30, 40), dtype=np.uint8), COCO_80))
 
     assert np.array_equal(pixels, rgb)
 

@@ -15,7 +15,7 @@ def test_it_writes_what_the_api_serves_for_each_image(engines, tmp_path, capsys)
     call_command("segment", *map(str, photos), "--model", "deeplabv3_mnv2_pascal", "--out", str(tmp_path))
     for photo in photos:
         folder = tmp_path / photo.stem
-        assert sorted(p.name for p in folder.iterdir()) == ["mask.png", "overlay.png", "result.json"]
+        assert sorted(p.name for p in folder.iterdir()) == ["mask.png", "overlay.jpg", "result.json"]
         with Image.open(photo) as original, Image.open(folder / "mask.png") as mask:
             assert mask.size == original.size and mask.mode == "P"  # the original size, as the API
     cat = json.loads((tmp_path / "chelsea" / "result.json").read_text())
@@ -30,7 +30,7 @@ def test_instance_models_write_the_instance_map(engines, tmp_path):
     result = json.loads((tmp_path / "chelsea" / "result.json").read_text())
     assert {p.name for p in (tmp_path / "chelsea").iterdir()} == {
         "instances.png",
-        "overlay.png",
+        "overlay.jpg",
         "result.json",
     }
     assert [i["label"] for i in result["instances"]] == ["cat"]

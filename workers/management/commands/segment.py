@@ -2,7 +2,7 @@
 process, with no broker and no database: for batch runs and for trying a model.
 
 Each image gets a folder of its own in DIR holding what the API serves for a job: the mask
-(or instance map) and overlay PNGs, and result.json with the job's `result`.
+(or instance map) PNG, the overlay JPEG, and result.json with the job's `result`.
 """
 
 import json
