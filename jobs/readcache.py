@@ -97,9 +97,12 @@ def remember(request, job, body, seen):
 
 
 def forget(job_id):
-    """A write to the job: entries read before it are stale. Call inside its transaction."""
+    """A write to the job: entries read before it are stale. Call with the write, inside
+    its transaction if it has one: bumped at once (for readers of the old row meanwhile)
+    and again after the commit (for a reader that read the old row before it)."""
     _bump(job_id)
-    transaction.on_commit(lambda: _bump(job_id), robust=True)
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(lambda: _bump(job_id), robust=True)
 
 
 def _bump(job_id):

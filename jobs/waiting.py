@@ -1,11 +1,11 @@
 """Waiting for a job to finish without polling: workers publish, waiters subscribe.
 
 A worker that finishes a job publishes its status on a Redis channel named after it once
-the change is committed. A `Prefer: wait` request subscribes, checks the row once, gives
-its database connection back and blocks on the subscription: no polling, no connection
-held while it waits. It does hold a web thread, so each web process lets at most
-MAX_WAITING_REQUESTS wait at once; past that a request is answered at once (202), which
-keeps threads free for status reads.
+the change is committed. A `Prefer: wait` request subscribes, checks the row once and
+blocks on the subscription: no polling, and no database connection held past the first
+second. It does hold a web thread, so each web process lets at most MAX_WAITING_REQUESTS
+wait at once; past that a request is answered at once (202), which keeps threads free for
+status reads.
 """
 
 import functools
@@ -23,6 +23,10 @@ from segsite.redis_clients import redis_client
 from .models import Job
 
 log = logging.getLogger(__name__)
+
+# A light job ends within this: its waiter keeps its database connection for the answer
+# (reconnecting costs several ms); a longer wait gives the connection back.
+HOLD_CONNECTION_SECONDS = 1.0
 
 
 @functools.cache
@@ -60,6 +64,15 @@ def waiting_slot(timeout=0):
             _slots().release()
 
 
+def _announced(pubsub, seconds):
+    """Whether the subscribed channel announced the job within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if pubsub.get_message(timeout=left) is not None:
+            return True
+    return False
+
+
 def wait_until_finished(job_id, seconds):
     """Return once the job has finished or `seconds` have passed, whichever is first."""
     pubsub = redis_client(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
@@ -67,11 +80,12 @@ def wait_until_finished(job_id, seconds):
         # Subscribe before looking, so a job finishing in between is not missed.
         pubsub.subscribe(channel(job_id))
         finished = Job.objects.filter(pk=job_id, status__in=Job.TERMINAL).exists()
-        if not connection.in_atomic_block:
-            connection.close()  # reopened on the next query; nobody holds it meanwhile
-        deadline = time.monotonic() + seconds
-        while not finished and (left := deadline - time.monotonic()) > 0:
-            finished = pubsub.get_message(timeout=left) is not None
+        held = min(seconds, HOLD_CONNECTION_SECONDS)
+        finished = finished or _announced(pubsub, held)
+        if not finished:
+            if not connection.in_atomic_block:
+                connection.close()  # reopened on the next query; nobody holds it meanwhile
+            finished = _announced(pubsub, seconds - held)
     except redis.RedisError as exc:
         log.warning("could not wait for job %s: %s", job_id, exc)
     finally:

@@ -133,22 +133,37 @@ def test_past_the_waiting_limit_a_request_is_answered_at_once(alice, sent, no_wa
     assert time.monotonic() - started < 5
 
 
-@pytest.mark.django_db(transaction=True)
-def test_waiting_returns_when_the_job_finishes_and_holds_no_connection(alice, sent):
+def wait_for_a_job_that_fails_after(alice, seconds):
+    """(seconds waited, queries made, whether the connection was open when it returned)."""
     job = Job.objects.get(pk=submit(alice).json()["id"])
     job.claim("w1@host")
 
     def finish_soon():
-        time.sleep(0.5)
+        time.sleep(seconds)
         Job.objects.get(pk=job.pk).fail("invalid_image", "broken")  # publishes on commit
 
     threading.Thread(target=finish_soon).start()
     started = time.monotonic()
     with CaptureQueriesContext(connection) as queries:
         waiting.wait_until_finished(job.id, 20)
-        assert connection.connection is None  # closed for the wait, not reopened
-    assert 0.4 < time.monotonic() - started < 5
-    assert len(queries) == 1  # one look at the row, then no polling
+        still_open = connection.connection is not None
+    return time.monotonic() - started, len(queries), still_open
+
+
+@pytest.mark.django_db(transaction=True)
+def test_waiting_returns_when_the_job_finishes_without_polling(alice, sent):
+    waited, queries, still_open = wait_for_a_job_that_fails_after(alice, 0.5)
+    assert 0.4 < waited < 5
+    assert queries == 1  # one look at the row, then no polling
+    assert still_open  # a job this quick keeps its connection: no reconnect for the answer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_wait_gives_its_database_connection_back(alice, sent, monkeypatch):
+    monkeypatch.setattr(waiting, "HOLD_CONNECTION_SECONDS", 0.2)
+    waited, queries, still_open = wait_for_a_job_that_fails_after(alice, 0.6)
+    assert 0.5 < waited < 5 and queries == 1
+    assert not still_open  # closed for the wait, not reopened
 
 
 @pytest.mark.django_db(transaction=True)
