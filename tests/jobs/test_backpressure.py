@@ -58,3 +58,21 @@ def test_request_rates_are_throttled_per_user_and_per_address(alice, anonymous, 
     assert [anonymous.get("/model/labels").status_code for _ in range(3)] == [200, 200, 429]
     other_address = [anonymous.get("/model/labels", REMOTE_ADDR="10.9.8.7").status_code for _ in range(2)]
     assert other_address == [200, 200]  # each anonymous client has its own bucket
+
+
+def test_the_rate_counts_a_sliding_window_across_window_boundaries(alice, monkeypatch):
+    clock = [6000.0]  # the start of a one-minute window
+    monkeypatch.setattr(TokenRateThrottle, "rate", "3/min", raising=False)
+    monkeypatch.setattr(TokenRateThrottle, "timer", lambda self: clock[0])
+
+    def answers(count):
+        return [alice.get("/api/v1/jobs/").status_code for _ in range(count)]
+
+    assert answers(4) == [200, 200, 200, 429]
+    clock[0] += 60  # the next window opens: the last minute's 3 still count in full
+    throttled = alice.get("/api/v1/jobs/")
+    assert throttled.status_code == 429 and int(throttled["Retry-After"]) == 60
+    clock[0] += 30  # half of that minute has slid out: 1.5 requests' worth left
+    assert answers(3) == [200, 200, 429]
+    clock[0] += 120  # both windows are long past
+    assert answers(4) == [200, 200, 200, 429]
