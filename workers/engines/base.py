@@ -2,6 +2,7 @@
 
 `infer(rgb)` takes an (H, W, 3) uint8 array at the image's original size and returns
 results at that same size, so rendering never has to know the network's input size.
+`infer_batch(rgbs)` does the same for a list of images, one result each.
 """
 
 from dataclasses import dataclass, field
@@ -52,6 +53,14 @@ class Engine:
     def infer(self, rgb, options):
         """Run the model on one RGB image; `options` are the job's validated options."""
         raise NotImplementedError
+
+    def infer_batch(self, rgbs, options):
+        """Run the model on several RGB images (sizes may differ): one result each, in order.
+
+        This default runs them one by one (the heavy Keras engines keep it); an engine whose
+        runtime takes several images in one pass overrides it.
+        """
+        return [self.infer(rgb, options) for rgb in rgbs]
 
     def warm_up(self):
         """One inference on a blank image, so the first real job pays no lazy set-up."""

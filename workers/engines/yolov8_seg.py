@@ -20,6 +20,10 @@ MASK_THRESHOLD = 0.5
 
 
 class YoloV8SegEngine(Engine):
+    # No infer_batch of its own: the base class's loop. This export bakes batch 1 into its
+    # graph (RESHAPE to a constant [1, 32, 400] and the like), so an input resized to more
+    # images fails at allocate_tensors(); tests/workers/test_batching.py pins that.
+
     def load(self):
         self.interpreter = make_interpreter(self.spec.weights_path())
         self.input = self.interpreter.get_input_details()[0]
