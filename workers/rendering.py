@@ -60,13 +60,22 @@ def _palette_image(index_map, palette):
 
 def palette_png(index_map, palette):
     """A palette PNG whose pixel values are the indices in `index_map` (uint8)."""
-    return _encode(_palette_image(index_map, palette), format="PNG")
+    # Level 3: a quarter of the default 6's time (1 ms against 4 for 512x512) for about a
+    # fifth more bytes of a file that is a few kilobytes either way.
+    return _encode(_palette_image(index_map, palette), format="PNG", compress_level=3)
+
+
+def pixel_counts(index_map):
+    """{index: pixels} for every index present in a uint8 map (Pillow's histogram: a
+    third of np.unique's time, which sorts the whole map)."""
+    histogram = Image.fromarray(index_map.astype(np.uint8, copy=False)).histogram()
+    return {index: count for index, count in enumerate(histogram) if count}
 
 
 def semantic_overlay(rgb, class_map, labels):
     """The photo with every non-background class tinted and a legend of the classes present."""
     image = _tinted(rgb, class_map, voc_palette())
-    present = [int(c) for c in np.unique(class_map) if c != 0]
+    present = [c for c in pixel_counts(class_map) if c != 0]
     entries = [(labels[c], tuple(int(v) for v in voc_palette()[c])) for c in present]
     _draw_legend(image, entries)
     return image

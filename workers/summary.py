@@ -3,20 +3,16 @@
 import numpy as np
 from pycocotools import mask as coco_mask
 
+from .rendering import pixel_counts
+
 
 def semantic_summary(class_map, labels):
-    ids, counts = np.unique(class_map, return_counts=True)
     total = class_map.size
     return {
         "image_size": [int(class_map.shape[1]), int(class_map.shape[0])],
         "classes": [
-            {
-                "id": int(class_id),
-                "label": labels[class_id],
-                "pixels": int(count),
-                "fraction": round(int(count) / total, 6),
-            }
-            for class_id, count in zip(ids, counts, strict=True)
+            {"id": class_id, "label": labels[class_id], "pixels": count, "fraction": round(count / total, 6)}
+            for class_id, count in pixel_counts(class_map).items()
         ],
     }
 
