@@ -76,7 +76,6 @@ class Job(models.Model):
         DECODING = "decoding"
         INFERRING = "inferring"
         RENDERING = "rendering"
-        STORING = "storing"
 
     # Where the current attempt is; meaningful while the job is queued or running.
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.QUEUED)

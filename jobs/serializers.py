@@ -165,7 +165,7 @@ class JobSerializer(serializers.ModelSerializer):
 
     webhook_deliveries = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField(
-        help_text="while queued or running: queued, decoding, inferring, rendering or storing; null once ended"
+        help_text="while queued or running: queued, decoding, inferring or rendering (which includes storing the files); null once ended"
     )
 
     @extend_schema_field(serializers.ChoiceField(choices=Job.Stage.choices, allow_null=True))

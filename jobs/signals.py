@@ -19,9 +19,10 @@ def delete_files_of_deleted_job(sender, instance, **kwargs):
 
 @receiver(post_save, sender=Job)
 @receiver(post_delete, sender=Job)
-def forget_cached_status(sender, instance, **kwargs):
-    # Writes outside the transitions: the admin's, a deletion.
-    readcache.forget(instance.id)
+def forget_cached_status(sender, instance, created=False, **kwargs):
+    # Writes outside the transitions: the admin's, a deletion. A new job has no entry yet.
+    if not created:
+        readcache.forget(instance.id)
 
 
 @receiver(post_delete, sender=Token)

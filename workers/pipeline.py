@@ -88,8 +88,7 @@ def _process(job):
     # 2. Infer at the original size, then render.
     rendered, inference_ms, rendering_ms = segment(decoded.rgb, job.model, job.options, advance=job.advance)
 
-    # 3. Store.
-    job.advance(Job.Stage.STORING)
+    # 3. Store (part of the rendering stage: a millisecond, not worth a database write).
     for name, data in rendered.files.items():
         write_job_file(job, name, data)
     return rendered, inference_ms, rendering_ms

@@ -31,7 +31,7 @@ def test_a_job_reports_each_stage_while_it_runs_and_none_once_ended(alice, sent,
 
     monkeypatch.setattr(Job, "advance", watch)
     pipeline.run_job(job.id, "w@host")
-    assert seen == ["inferring", "rendering", "storing"]
+    assert seen == ["inferring", "rendering"]
     body = alice.get(f"/api/v1/jobs/{job.id}/").json()
     assert body["status"] == "succeeded" and body["progress"] is None
 
