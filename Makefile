@@ -10,7 +10,7 @@ SHARED_MODELS ?= ../shared/models
 WITH_SECRET = SECRET_KEY=$${SECRET_KEY:-$$(cat .secret_key)}
 MANAGE = $(WITH_SECRET) $(BIN)/python manage.py
 
-.PHONY: setup venv models migrate test test-fast run bench clean
+.PHONY: setup venv models migrate test test-fast run bench bench-tools clean
 
 setup: venv .secret_key models migrate
 
@@ -46,12 +46,20 @@ test-fast: venv
 	$(BIN)/pytest -m "not e2e"
 
 # Benchmarks: private servers and processes of its own; writes bench/results.{md,json} and
-# the README's table.
-bench: venv
+# the README's table. The load generator is wrk, from the distribution where this user may
+# install it (without it, bench/load.py falls back to httpx and says so in the table).
+bench: venv bench-tools
 	$(BIN)/python -m bench.run
 
+bench-tools:
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }; }; } || \
+		echo "wrk is not installed: the bench will use httpx, which shares the server's cores"
+
+# Each of the WORKERS light workers gets its share of the cores as interpreter threads.
 run: venv .secret_key migrate
 	$(WITH_SECRET) VENV=$(VENV) HOST=$(HOST) PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
+		INFERENCE_THREADS=$${INFERENCE_THREADS:-$$(( ($$(nproc) + $(WORKERS) - 1) / $(WORKERS) ))} \
 		$(BIN)/honcho start --port $(PORT) --concurrency worker=$(WORKERS)
 
 clean:

@@ -1,0 +1,108 @@
+"""Residency of the heavy models, measured in a process of its own.
+
+    SEGMENT_MODELS_DIR=FOLDER python -m bench.heavy_probe [--rounds N] IMAGE [IMAGE ...]
+
+PixelLib's tutorial (Flask) built and loaded both of its models on every request, segmented
+with the one asked for and dropped both. Against that, the engine a heavy worker keeps
+resident. Prints one JSON line: per model, the latencies of each way (ms) and their ratio.
+Run by bench/heavy.py: importing pixellib switches TensorFlow to graph mode for the whole
+process, which the bench's own process must not inherit.
+"""
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "segsite.settings")
+
+HEAVY = ["deeplabv3plus_xception_pascal", "mask_rcnn_coco"]
+
+
+def per_request(model, rgb):
+    """One tutorial request: build and load both models, segment with one, drop both."""
+    from workers import registry
+    from workers.catalog import get_spec
+
+    started = time.perf_counter()
+    engines = [registry.create_engine(get_spec(name)) for name in HEAVY]
+    for engine in engines:
+        engine.load()
+    engines[HEAVY.index(model)].infer(rgb, {})
+    elapsed = (time.perf_counter() - started) * 1000
+    del engines
+    discard_graph()
+    return elapsed
+
+
+def discard_graph():
+    """Free every model built so far: a fresh graph and session, as the engines allow.
+
+    Without this each request's models would stay in memory, in an ever larger graph, and
+    slow the next build: this is the tutorial's way at its best, not as it leaked.
+    """
+    from workers.engines import pixellib_compat
+
+    # pixellib's DeepLab module opens an InteractiveSession on the graph of the first build
+    # and leaves it as the process's default session: the next build's weights would be
+    # fed to it, a session of the discarded graph ("not an element of this graph").
+    deeplab = sys.modules.get("pixellib.semantic.deeplab")
+    if deeplab is not None:
+        deeplab.session.close()
+    pixellib_compat.tf_keras.backend.clear_session()
+    gc.collect()
+
+
+def resident(model, arrays, rounds):
+    """The engine as a worker keeps it: loaded and warmed up once, then only inference."""
+    from workers import registry
+
+    registry.load_engines([model])
+    engine = registry.get_engine(model)
+    latencies, found = [], []
+    for index in range(rounds):
+        started = time.perf_counter()
+        result = engine.infer(arrays[index % len(arrays)], {})
+        latencies.append((time.perf_counter() - started) * 1000)
+        found.append(len(getattr(result, "instances", [])))
+    return latencies, found
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("images", nargs="+", type=Path)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    django.setup()
+    from bench.measure import decoded, summary
+    from workers.engines import pixellib_compat  # noqa: F401  (graph mode before any model is built)
+
+    arrays = decoded([path.read_bytes() for path in args.images])
+    figures = {}
+    # Every tutorial request first: they clear the Keras session, which resident engines
+    # loaded earlier would not survive.
+    tutorial = {
+        model: [per_request(model, arrays[index % len(arrays)]) for index in range(args.rounds)]
+        for model in HEAVY
+    }
+    for model in HEAVY:
+        latencies, found = resident(model, arrays, args.rounds)
+        ratio = statistics.median(tutorial[model]) / statistics.median(latencies)
+        figures[model] = {
+            "per_request": summary(tutorial[model]),
+            "resident": summary(latencies),
+            "ratio": round(ratio, 1),
+        }
+        if any(found):
+            figures[model]["instances"] = found  # Mask R-CNN's post-processing grows with them
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
