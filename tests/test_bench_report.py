@@ -16,10 +16,8 @@ RESULTS = {
     "throughput": {
         "model": "m",
         "jobs": 60,
-        "raw": 10.0,
-        "1_worker": 5.0,
-        "2_workers": 8.0,
-        "2_workers_threads": 1,
+        "1_worker": {"jobs_per_second": 5.0, "raw": 10.0, "threads": 0},
+        "2_workers": {"jobs_per_second": 8.0, "raw": 10.0, "threads": 1},
     },
     "residency": {"m": {"per_request": {"p50": 900.0}, "resident": {"p50": 80.0}, "ratio": 11.2}},
     "residency_heavy": {
