@@ -3,6 +3,7 @@ private PostgreSQL cluster and a private Redis (tests/stack/servers.py), so a be
 never touches the machine's own servers or another run's data."""
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -73,8 +74,11 @@ class Service:
         process.stop()
         self.processes.remove(process)
 
-    def close(self):
+    def close(self, keep_folder=False):
+        """Stop everything; the folder (logs, media) is kept only when asked, after a failure."""
         for process in reversed(self.processes):
             process.stop()
         self.redis.stop()
         self.postgres.remove()
+        if not keep_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)

@@ -14,6 +14,7 @@ import logging
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -56,13 +57,17 @@ def main():
     results = {"machine": machine(), "quick": args.quick}
     started = time.monotonic()
     service = Service()
+    finished = False
     try:
         _light_models(service, images, results, args.quick)
         _api_under_load(service, images[1], results, args.quick)
         if not args.no_heavy:
             _heavy_models(service, images, results, args.quick)
+        finished = True
     finally:
-        service.close()
+        service.close(keep_folder=not finished)
+        if not finished:
+            print(f"the service's logs are in {service.folder}", file=sys.stderr)
     results["seconds"] = round(time.monotonic() - started)
     (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = report.markdown(results)
