@@ -6,7 +6,8 @@ it. ReadCacheMiddleware answers `GET /api/v1/jobs/<id>/` from here when everythi
 out, and otherwise lets the request go the normal way, which then refreshes the entry:
 
 - The token's user is looked up under a hash of the token; a deleted token or a saved
-  user (deactivated, say) drops its entries at once (jobs/signals.py).
+  user (deactivated, say) gets a tombstone at once and again after its commit, which no
+  read in flight can overwrite (jobs/signals.py).
 - Every write to a job bumps the job's generation counter, straight away and again after
   its commit; an entry is served only while the generation it was read at is current. A
   read that raced a write therefore stores an entry that is never served.
@@ -14,13 +15,16 @@ out, and otherwise lets the request go the normal way, which then refreshes the 
 - Absolute URLs depend on the host asked, so the entry records the base it was built for.
 - The request-rate limit still applies (a throttled request goes the normal way: 429).
 
-Redis errors make the cache miss, never the request fail: reads then cost what they did.
+Redis errors make the cache miss, never the request fail: its client gives up after a
+quarter second, and after an error the cache leaves Redis alone for a few seconds, so
+that even a hung Redis leaves reads costing about what they did without the cache.
 """
 
 import hashlib
 import json
 import logging
 import re
+import time
 from types import SimpleNamespace
 
 import redis
@@ -30,7 +34,7 @@ from django.db import transaction
 from django.http import HttpResponse
 from rest_framework.renderers import JSONRenderer
 
-from segsite.redis_clients import redis_client
+from segsite.redis_clients import quick_redis_client
 
 from .throttling import TokenRateThrottle
 
@@ -40,17 +44,38 @@ DETAIL_PATH = re.compile(
     r"^/api/v1/jobs/(?P<pk>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/$"
 )
 TOKEN_HEADER = re.compile(r"^Token ([0-9a-f]{40})$")
+# What the normal path renders as it is; any other Accept goes there (406, or indented JSON).
+PLAIN_ACCEPT = ("", "*/*", "application/json")
 # A generation must outlive every entry read at it, or an expired counter would read as 0
-# again and make an old entry current.
-GENERATION_MARGIN = 60
+# again and make an old entry current: the longest STATUS_CACHE_SECONDS, and a margin.
+GENERATION_SECONDS = 300 + 60
+# A revoked token's tombstone outlives any full read that authenticated it just before.
+TOMBSTONE_SECONDS = 60
+REVOKED = b"-"
+# After a Redis error the cache is left alone for this long: a hung Redis then costs one
+# quarter-second timeout every few seconds, not one per read and per job write.
+PAUSE_AFTER_ERROR = 5.0
+_paused_until = 0.0
 
 
 def _enabled():
     return settings.STATUS_CACHE_SECONDS > 0
 
 
-def _client():
-    return redis_client(settings.REDIS_URL)
+def _redis(operation):
+    """operation(client), or None on a Redis error and for PAUSE_AFTER_ERROR after one.
+
+    A write skipped meanwhile can leave an entry served for up to STATUS_CACHE_SECONDS.
+    """
+    global _paused_until
+    if time.monotonic() < _paused_until:
+        return None
+    try:
+        return operation(quick_redis_client(settings.REDIS_URL))
+    except redis.RedisError as exc:
+        _paused_until = time.monotonic() + PAUSE_AFTER_ERROR
+        log.warning("status cache: Redis failed (%s); leaving it alone for %s s", exc, PAUSE_AFTER_ERROR)
+        return None
 
 
 def _entry_key(job_id):
@@ -69,10 +94,7 @@ def generation(job_id):
     """The job's current generation: take it before reading the job to cache."""
     if not _enabled():
         return None
-    try:
-        return int(_client().get(_generation_key(job_id)) or 0)
-    except redis.RedisError:
-        return None
+    return _redis(lambda client: int(client.get(_generation_key(job_id)) or 0))
 
 
 def remember(request, job, body, seen):
@@ -87,44 +109,52 @@ def remember(request, job, body, seen):
         "body": JSONRenderer().render(body).decode(),
     }
     ttl = settings.STATUS_CACHE_SECONDS
-    try:
-        with _client().pipeline(transaction=False) as pipe:
+
+    def store(client):
+        with client.pipeline(transaction=False) as pipe:
             pipe.set(_entry_key(job.pk), json.dumps(entry), ex=ttl)
-            pipe.set(_token_key(token), job.owner_id, ex=ttl)
+            # Never over a revoked token's tombstone (nx): this read may have authenticated
+            # it just before it was revoked.
+            pipe.set(_token_key(token), job.owner_id, ex=ttl, nx=True)
             pipe.execute()
-    except redis.RedisError:
-        pass
+
+    _redis(store)
 
 
 def forget(job_id):
     """A write to the job: entries read before it are stale. Call with the write, inside
     its transaction if it has one: bumped at once (for readers of the old row meanwhile)
-    and again after the commit (for a reader that read the old row before it)."""
+    and again after the commit (for a reader that read the old row before it). Bumped
+    whatever this process's STATUS_CACHE_SECONDS: the readers may cache with another."""
     _bump(job_id)
     if transaction.get_connection().in_atomic_block:
         transaction.on_commit(lambda: _bump(job_id), robust=True)
 
 
 def _bump(job_id):
-    if not _enabled():
-        return
-    try:
-        with _client().pipeline(transaction=False) as pipe:
+    def bump(client):
+        with client.pipeline(transaction=False) as pipe:
             pipe.incr(_generation_key(job_id))
-            pipe.expire(_generation_key(job_id), settings.STATUS_CACHE_SECONDS + GENERATION_MARGIN)
+            pipe.expire(_generation_key(job_id), GENERATION_SECONDS)
             pipe.execute()
-    except redis.RedisError as exc:  # an entry may then be served until it expires
-        log.warning("could not invalidate the cached status of job %s: %s", job_id, exc)
+
+    _redis(bump)
 
 
 def forget_tokens(keys):
-    """Tokens deleted, or their user changed: their next request authenticates again."""
-    if not keys or not _enabled():
+    """Tokens deleted, or their user changed: each gets a tombstone, at once and after the
+    commit, so that no read in flight puts it back and its next request authenticates."""
+    if not keys:
         return
-    try:
-        _client().delete(*(_token_key(key) for key in keys))
-    except redis.RedisError as exc:
-        log.warning("could not drop cached tokens: %s", exc)
+
+    def bury(client):
+        client.mset({_token_key(key): REVOKED for key in keys})
+        for key in keys:
+            client.expire(_token_key(key), TOMBSTONE_SECONDS)
+
+    _redis(bury)
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(lambda: _redis(bury), robust=True)
 
 
 def cached_answer(request):
@@ -132,17 +162,22 @@ def cached_answer(request):
     match = DETAIL_PATH.match(request.path_info)
     token = TOKEN_HEADER.match(request.META.get("HTTP_AUTHORIZATION", ""))
     if not (
-        _enabled() and request.method == "GET" and match and token and not request.META.get("QUERY_STRING")
+        _enabled()
+        and request.method == "GET"
+        and match
+        and token
+        and not request.META.get("QUERY_STRING")
+        and request.META.get("HTTP_ACCEPT", "") in PLAIN_ACCEPT
     ):
         return None
     job_id = match["pk"]
-    try:
-        user_id, raw, current = _client().mget(
-            _token_key(token[1]), _entry_key(job_id), _generation_key(job_id)
-        )
-    except redis.RedisError:
+    found = _redis(
+        lambda client: client.mget(_token_key(token[1]), _entry_key(job_id), _generation_key(job_id))
+    )
+    if found is None:
         return None
-    if user_id is None or raw is None:
+    user_id, raw, current = found
+    if raw is None or user_id is None or not user_id.isdigit():  # unknown, or a tombstone
         return None
     entry = json.loads(raw)
     if (

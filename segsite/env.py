@@ -34,7 +34,7 @@ def env_bool(name, default=False):
     raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true or false)")
 
 
-def env_int(name, default, minimum=None):
+def env_int(name, default, minimum=None, maximum=None):
     value = _raw(name)
     if value in (None, ""):
         return default
@@ -44,6 +44,8 @@ def env_int(name, default, minimum=None):
         raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name}={number} is below its minimum {minimum}")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{name}={number} is above its maximum {maximum}")
     return number
 
 

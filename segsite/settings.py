@@ -146,8 +146,9 @@ MAX_WAIT_SECONDS = 60
 # compatible endpoints 503. Keep it below WEB_THREADS so that status reads always get one.
 MAX_WAITING_REQUESTS = env_int("MAX_WAITING_REQUESTS", 4, minimum=1)
 # How long a job's JSON stays cached for status reads after a full read (jobs/readcache.py);
-# 0 turns the cache off.
-STATUS_CACHE_SECONDS = env_int("STATUS_CACHE_SECONDS", 10, minimum=0)
+# 0 turns the cache off. At most 300: the cached JSON carries signed file URLs, which must
+# stay well within FILE_URL_MAX_AGE.
+STATUS_CACHE_SECONDS = env_int("STATUS_CACHE_SECONDS", 10, minimum=0, maximum=300)
 
 # --- Compatible APIs (MAX Image Segmenter, the PixelLib/Flask iOS API) ---------------------
 # Their clients send no token: let them in as one dedicated user when true (see README).

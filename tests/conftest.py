@@ -79,7 +79,10 @@ def fresh_cache():
     one test into the next (every anonymous test client is the same address)."""
     from django.core.cache import cache
 
+    from jobs import readcache
+
     cache.clear()
+    readcache._paused_until = 0.0  # a test that took Redis away must not pause the next one
 
 
 @pytest.fixture

@@ -1,5 +1,8 @@
 """Cached status reads: the same answer as a full read, never stale, never another's."""
 
+import socket
+import time
+
 import pytest
 from django.core.cache import cache
 from django.db import connection
@@ -83,17 +86,62 @@ def test_another_user_or_no_token_never_gets_the_cached_job(alice, bob, anonymou
     assert anonymous.get(f"/api/v1/jobs/{job.pk}/").status_code == 401
 
 
-def test_a_deactivated_user_or_a_deleted_token_is_refused_at_once(alice, job):
+def test_a_deactivated_user_is_refused_at_once_and_reads_again_once_reactivated(alice, job):
     cached(alice, job)
     alice.user.is_active = False
     alice.user.save()
     assert read(alice, job)[0].status_code == 401
-
     alice.user.is_active = True
     alice.user.save()
+    assert read(alice, job)[0].status_code == 200
+
+
+def test_a_deleted_token_is_refused_at_once(alice, job):
     cached(alice, job)
     Token.objects.filter(user=alice.user).delete()
     assert read(alice, job)[0].status_code == 401
+
+
+@pytest.mark.parametrize("revoke", ["delete the token", "deactivate the user"])
+def test_a_token_revoked_while_a_read_is_in_flight_is_not_cached_again(alice, job, monkeypatch, revoke):
+    read_the_row = JobViewSet.get_object
+
+    def read_then_revoke(view):
+        row = read_the_row(view)  # authenticated already: this read will answer 200
+        if revoke == "delete the token":
+            Token.objects.filter(user=alice.user).delete()
+        else:
+            alice.user.is_active = False
+            alice.user.save()
+        return row
+
+    monkeypatch.setattr(JobViewSet, "get_object", read_then_revoke)
+    assert read(alice, job)[0].status_code == 200
+    monkeypatch.undo()
+    assert read(alice, job)[0].status_code == 401
+
+
+def test_a_hung_redis_costs_one_short_timeout_then_is_left_alone(alice, job, settings):
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts connections, never answers
+    settings.REDIS_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+    try:
+        started = time.monotonic()
+        first = read(alice, job)
+        first_took = time.monotonic() - started
+        started = time.monotonic()
+        others = [read(alice, job) for _ in range(5)]
+        others_took = time.monotonic() - started
+    finally:
+        silent.close()
+    assert {response.status_code for response, _ in [first, *others]} == {200}
+    assert first_took < 1.5  # one quarter-second timeout, not redis-py's retries
+    assert others_took < 1.0  # Redis is left alone for a while after the error
+
+
+def test_other_accept_headers_go_the_normal_way(alice, job):
+    cached(alice, job)
+    assert read(alice, job, HTTP_ACCEPT="text/html")[0].status_code == 406
+    assert read(alice, job, HTTP_ACCEPT="application/json")[1] == 0
 
 
 def test_a_deleted_job_is_not_found_at_once(alice, job):
