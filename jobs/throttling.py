@@ -29,9 +29,9 @@ class SlidingWindowCounter:
         window, into = divmod(self.timer(), self.duration)
         current, previous = f"{key}:{int(window)}", f"{key}:{int(window) - 1}"
         counts = self.cache.get_many([current, previous])
-        recent = counts.get(previous, 0) * (1 - into / self.duration) + counts.get(current, 0)
-        if recent >= self.num_requests:
-            self.retry_after = self.duration - into  # by then the current window is the previous
+        now, before = counts.get(current, 0), counts.get(previous, 0)
+        if before * (1 - into / self.duration) + now >= self.num_requests:
+            self.retry_after = self._until_room(now, before, into)
             return False
         if not self.cache.add(current, 1, timeout=2 * self.duration):
             try:
@@ -39,6 +39,15 @@ class SlidingWindowCounter:
             except ValueError:  # evicted since the add (the local cache culls when full)
                 self.cache.set(current, 1, timeout=2 * self.duration)
         return True
+
+    def _until_room(self, now, before, into):
+        """Seconds until the previous window's share has slid out far enough for one more."""
+        if now >= self.num_requests:  # the current window alone is full: until it ends
+            return self.duration - into
+        # Room comes once `before` weighs num_requests - now: when this much of the
+        # previous window has slid out (integers first, so that 40.0 does not come out 40.0000001).
+        slid_out = self.duration * (before - (self.num_requests - now)) / before
+        return max(1.0, slid_out - into)
 
     def wait(self):
         return self.retry_after

@@ -68,11 +68,19 @@ def test_the_rate_counts_a_sliding_window_across_window_boundaries(alice, monkey
     def answers(count):
         return [alice.get("/api/v1/jobs/").status_code for _ in range(count)]
 
+    def retry_after():
+        throttled = alice.get("/api/v1/jobs/")
+        assert throttled.status_code == 429
+        return int(throttled["Retry-After"])
+
     assert answers(4) == [200, 200, 200, 429]
-    clock[0] += 60  # the next window opens: the last minute's 3 still count in full
-    throttled = alice.get("/api/v1/jobs/")
-    assert throttled.status_code == 429 and int(throttled["Retry-After"]) == 60
-    clock[0] += 30  # half of that minute has slid out: 1.5 requests' worth left
-    assert answers(3) == [200, 200, 429]
-    clock[0] += 120  # both windows are long past
+    assert retry_after() == 60  # the current window alone is full: until it ends
+    clock[0] += 60  # the next window opens: the last minute's 3 still count in full...
+    assert retry_after() == 1  # ...but start sliding out at once
+    clock[0] += 1
+    assert answers(1) == [200]
+    clock[0] += 29  # half of the last minute has slid out: 1.5 + 1 counted
+    assert answers(2) == [200, 429]
+    assert retry_after() == 10  # 1.5 + 2 is one too many until a third of 3 slides out
+    clock[0] += 150  # both windows are long past
     assert answers(4) == [200, 200, 200, 429]
