@@ -117,12 +117,15 @@ def segment(rgb, model, options, advance=lambda stage: None):
 
 
 def _render_semantic(rgb, result, labels):
+    overlay_name, overlay = rendering.encode_overlay(
+        rendering.semantic_overlay(rgb, result.class_map, labels)
+    )
     return Rendered(
         files={
             "mask.png": rendering.palette_png(result.class_map, rendering.voc_palette()),
-            "overlay.jpg": rendering.encode_jpeg(rendering.semantic_overlay(rgb, result.class_map, labels)),
+            overlay_name: overlay,
         },
-        outputs={"mask": "mask.png", "overlay": "overlay.jpg"},
+        outputs={"mask": "mask.png", "overlay": overlay_name},
         summary=summary.semantic_summary(result.class_map, labels),
     )
 
@@ -130,14 +133,15 @@ def _render_semantic(rgb, result, labels):
 def _render_instance(rgb, result, labels):
     height, width = rgb.shape[:2]
     index_map = rendering.instance_map(result.instances, height, width)
+    overlay_name, overlay = rendering.encode_overlay(
+        rendering.instance_overlay(rgb, result.instances, index_map, labels)
+    )
     return Rendered(
         files={
             "instances.png": rendering.palette_png(index_map, rendering.instance_palette()),
-            "overlay.jpg": rendering.encode_jpeg(
-                rendering.instance_overlay(rgb, result.instances, index_map, labels)
-            ),
+            overlay_name: overlay,
         },
-        outputs={"instances": "instances.png", "overlay": "overlay.jpg"},
+        outputs={"instances": "instances.png", "overlay": overlay_name},
         summary=summary.instance_summary(result.instances, height, width, labels),
     )
 

@@ -56,6 +56,19 @@ def test_an_instance_job_writes_instances_overlay_and_rle(alice, sent, engines):
     assert set(cat) >= {"bbox", "area", "rle", "class_id"}
 
 
+@pytest.mark.parametrize("task", ["semantic", "instance"])
+def test_a_panorama_too_long_for_jpeg_gets_a_png_overlay(alice, sent, engines, task):
+    wide = image_bytes(gradient(width=66000, height=16))  # libjpeg stops at 65500 a side
+    response = submit(alice, data=wide, name="in.png", task=task)
+    assert response.status_code == 202, response.content
+    job = Job.objects.get(pk=response.json()["id"])
+    run_job(job.pk, "w@test")
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error_message
+    assert job.outputs["overlay"] == "overlay.png"
+    assert open_output(job, "overlay.png").size == (66000, 16)
+
+
 def test_running_the_same_job_twice_does_nothing_the_second_time(alice, sent, engines):
     job = submitted(alice, task="semantic")
     run_job(job.pk, "w@test")

@@ -7,7 +7,7 @@ from tests.conftest import eval_photo, gradient
 from workers.engines.base import Instance
 from workers.labels import COCO_80, PASCAL_VOC
 from workers.rendering import (
-    encode_jpeg,
+    encode_overlay,
     instance_map,
     instance_overlay,
     palette_png,
@@ -120,11 +120,23 @@ def test_overlays_are_stored_as_jpegs_close_to_the_rendered_image():
     class_map = class_map_with(*rgb.shape[:2], (CAT, (50, 250, 100, 350)))
     image = semantic_overlay(rgb, class_map, PASCAL_VOC)
 
-    stored, pixels = decoded(encode_jpeg(image))
+    name, data = encode_overlay(image)
+    stored, pixels = decoded(data)
 
-    assert stored.format == "JPEG" and stored.size == image.size
+    assert name == "overlay.jpg" and stored.format == "JPEG" and stored.size == image.size
     error = np.abs(pixels.astype(int) - np.asarray(image, dtype=int))
     assert error.mean() < 2 and np.percentile(error, 99) < 16
+
+
+def test_an_overlay_too_long_for_jpeg_is_stored_as_a_png():
+    rgb = gradient(width=65501, height=3)  # libjpeg stops at 65500 a side
+    image = semantic_overlay(rgb, class_map_with(3, 65501, (CAT, (0, 3, 0, 100))), PASCAL_VOC)
+
+    name, data = encode_overlay(image)
+    stored, pixels = decoded(data)
+
+    assert name == "overlay.png" and stored.format == "PNG"
+    assert np.array_equal(pixels, np.asarray(image))
 
 
 def test_instance_map_puts_the_higher_score_on_top_where_masks_overlap():
