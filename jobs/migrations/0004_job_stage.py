@@ -18,7 +18,6 @@ class Migration(migrations.Migration):
                     ("decoding", "Decoding"),
                     ("inferring", "Inferring"),
                     ("rendering", "Rendering"),
-                    ("storing", "Storing"),
                 ],
                 default="queued",
                 max_length=16,
