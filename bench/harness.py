@@ -59,9 +59,7 @@ class Service:
     def start_web(self, workers=2, threads=8, env=None):
         port = free_port()
         env = {**self.env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", **(env or {})}
-        web = WebProcess(self.folder / "web.log", env, port)
-        web.command[web.command.index("--workers") + 1] = str(workers)
-        web.command[web.command.index("--threads") + 1] = str(threads)
+        web = WebProcess(self.folder / "web.log", env, port, workers, threads)
         self.processes.append(web.start())
         return web
 

@@ -22,7 +22,7 @@ import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "segsite.settings")
 
-HEAVY = ["deeplabv3plus_xception_pascal", "mask_rcnn_coco"]
+from bench.heavy import HEAVY  # noqa: E402  (after the settings module is chosen)
 
 
 def per_request(model, rgb):

@@ -19,11 +19,15 @@ log = logging.getLogger(__name__)
 MARKER = "segment:broker-marker"
 
 
+def is_redis(url):
+    return url.startswith(("redis://", "rediss://", "unix://"))
+
+
 def lost_its_messages():
     """True the first time it is asked after the broker came back empty (and on the very
     first run, when nothing can be known: sending a queued job twice is harmless)."""
     url = settings.CELERY_BROKER_URL
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+    if not is_redis(url):
         return False  # other brokers (RabbitMQ) keep durable queues across restarts
     try:
         return bool(redis_client(url).set(MARKER, "present", nx=True))

@@ -18,6 +18,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from segsite.redis_clients import redis_client
 from workers.catalog import MODELS
 
+from .broker import is_redis
+
 log = logging.getLogger(__name__)
 
 JOBS = "segment:metrics:jobs"  # "created|model" or "<status>|model" -> count
@@ -83,7 +85,7 @@ class Collector:
         for outcome, count in sorted(client.hgetall(WEBHOOKS).items()):
             webhooks.add_metric([outcome.decode()], int(count))
         yield webhooks
-        if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://", "unix://")):
+        if is_redis(settings.CELERY_BROKER_URL):
             yield _queue_depths(redis_client(settings.CELERY_BROKER_URL))
 
 

@@ -148,9 +148,10 @@ def forget_tokens(keys):
         return
 
     def bury(client):
-        client.mset({_token_key(key): REVOKED for key in keys})
-        for key in keys:
-            client.expire(_token_key(key), TOMBSTONE_SECONDS)
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.set(_token_key(key), REVOKED, ex=TOMBSTONE_SECONDS)
+            pipe.execute()
 
     _redis(bury)
     if transaction.get_connection().in_atomic_block:

@@ -119,7 +119,7 @@ class BeatProcess(ServiceProcess):
 class WebProcess(ServiceProcess):
     """gunicorn with the Procfile's options, on a port of its own."""
 
-    def __init__(self, log_path, env, port):
+    def __init__(self, log_path, env, port, workers=1, threads=8):
         self.url = f"http://127.0.0.1:{port}"
         command = [
             sys.executable,
@@ -129,11 +129,11 @@ class WebProcess(ServiceProcess):
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
-            "1",
+            str(workers),
             "--worker-class",
             "gthread",
             "--threads",
-            "8",
+            str(threads),
             "--graceful-timeout",
             "5",
             # gunicorn's control socket has one path per user: two servers would share it.

@@ -117,8 +117,9 @@ def segment(rgb, model, options, advance=lambda stage: None):
 
 
 def _render_semantic(rgb, result, labels):
+    counts = rendering.pixel_counts(result.class_map)  # for both the legend and the summary
     overlay_name, overlay = rendering.encode_overlay(
-        rendering.semantic_overlay(rgb, result.class_map, labels)
+        rendering.semantic_overlay(rgb, result.class_map, labels, counts)
     )
     return Rendered(
         files={
@@ -126,7 +127,7 @@ def _render_semantic(rgb, result, labels):
             overlay_name: overlay,
         },
         outputs={"mask": "mask.png", "overlay": overlay_name},
-        summary=summary.semantic_summary(result.class_map, labels),
+        summary=summary.semantic_summary(result.class_map, labels, counts),
     )
 
 

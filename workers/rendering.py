@@ -77,10 +77,11 @@ def pixel_counts(index_map):
     return {index: count for index, count in enumerate(histogram) if count}
 
 
-def semantic_overlay(rgb, class_map, labels):
-    """The photo with every non-background class tinted and a legend of the classes present."""
+def semantic_overlay(rgb, class_map, labels, counts=None):
+    """The photo with every non-background class tinted and a legend of the classes present
+    (`counts`: pixel_counts(class_map), where the caller has it already)."""
     image = _tinted(rgb, class_map, voc_palette())
-    present = [c for c in pixel_counts(class_map) if c != 0]
+    present = [c for c in (counts or pixel_counts(class_map)) if c != 0]
     entries = [(labels[c], tuple(int(v) for v in voc_palette()[c])) for c in present]
     _draw_legend(image, entries)
     return image

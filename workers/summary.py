@@ -6,13 +6,14 @@ from pycocotools import mask as coco_mask
 from .rendering import pixel_counts
 
 
-def semantic_summary(class_map, labels):
+def semantic_summary(class_map, labels, counts=None):
+    """`counts`: pixel_counts(class_map), where the caller has it already."""
     total = class_map.size
     return {
         "image_size": [int(class_map.shape[1]), int(class_map.shape[0])],
         "classes": [
             {"id": class_id, "label": labels[class_id], "pixels": count, "fraction": round(count / total, 6)}
-            for class_id, count in pixel_counts(class_map).items()
+            for class_id, count in (counts or pixel_counts(class_map)).items()
         ],
     }
 
