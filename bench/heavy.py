@@ -37,9 +37,9 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from jobs.models import Job
-from jobs.services import create_job
+from jobs.lifecycle.services import create_job
 from workers.catalog import get_spec
-from workers.imageio import decode_image
+from core.imageio import decode_image
 
 data = open(os.environ["BENCH_IMAGE"], "rb").read()
 model = os.environ["BENCH_MODEL"]

@@ -16,9 +16,9 @@ import numpy as np
 from PIL import Image
 
 from bench import load
+from core.imageio import decode_image
 from workers import registry, rendering
 from workers.catalog import get_spec
-from workers.imageio import decode_image
 
 
 def percentile(values, q):

@@ -1,9 +1,9 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
-from .files import job_file_names, signed_file_path
-from .models import Job, WebhookDelivery
-from .webhooks import outbox
+from jobs.api.files import job_file_names, signed_file_path
+from jobs.models import Job, WebhookDelivery
+from jobs.webhooks import outbox
 
 
 def attempt_table(delivery):

@@ -6,4 +6,4 @@ class JobsConfig(AppConfig):
     verbose_name = "Segmentation jobs"
 
     def ready(self):
-        from . import signals  # noqa: F401  (connects the file clean-up)
+        from jobs import signals  # noqa: F401  (connects the file clean-up)

@@ -16,9 +16,8 @@ from django.db.models import F, Q
 from django.dispatch import Signal
 from django.utils import timezone
 
+from jobs.api import readcache
 from workers.catalog import TASKS
-
-from . import readcache
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,12 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from rest_framework.authtoken.models import Token
 
-from . import metrics, readcache, waiting
-from .models import Job, job_transitioned
-from .storage import delete_job_files
-from .webhooks import outbox
+from jobs.api import readcache
+from jobs.lifecycle import waiting
+from jobs.lifecycle.storage import delete_job_files
+from jobs.models import Job, job_transitioned
+from jobs.ops import metrics
+from jobs.webhooks import outbox
 
 
 @receiver(post_delete, sender=Job)

@@ -6,8 +6,8 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 
-from . import reaper, retention
-from .webhooks import outbox
+from jobs.ops import reaper, retention
+from jobs.webhooks import outbox
 
 
 @shared_task(name="jobs.tasks.deliver_webhook", ignore_result=True)

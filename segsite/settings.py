@@ -9,7 +9,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_int, env_int_list, env_list, env_path, env_str
+from segsite.env import env_bool, env_int, env_int_list, env_list, env_path, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -42,10 +42,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "jobs.health.ProbeMiddleware",  # probes skip the host check (see there)
+    "jobs.ops.health.ProbeMiddleware",  # probes skip the host check (see there)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "jobs.readcache.ReadCacheMiddleware",  # cached status reads skip the rest
+    "jobs.api.readcache.ReadCacheMiddleware",  # cached status reads skip the rest
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -145,7 +145,7 @@ MAX_WAIT_SECONDS = 60
 # MAX and iOS endpoints alike); past it `Prefer: wait` is answered at once (202) and the
 # compatible endpoints 503. Keep it below WEB_THREADS so that status reads always get one.
 MAX_WAITING_REQUESTS = env_int("MAX_WAITING_REQUESTS", 4, minimum=1)
-# How long a job's JSON stays cached for status reads after a full read (jobs/readcache.py);
+# How long a job's JSON stays cached for status reads after a full read (jobs/api/readcache.py);
 # 0 turns the cache off. At most 300: the cached JSON carries signed file URLs, which must
 # stay well within FILE_URL_MAX_AGE.
 STATUS_CACHE_SECONDS = env_int("STATUS_CACHE_SECONDS", 10, minimum=0, maximum=300)
@@ -231,18 +231,18 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
-        "jobs.parsers.JSONParser",
+        "jobs.api.parsers.JSONParser",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "jobs.pagination.JobPagination",
-    "EXCEPTION_HANDLER": "jobs.errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "jobs.api.pagination.JobPagination",
+    "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Request rates per user (token) and per address (no token): 429 with Retry-After.
     # Counted in the default cache, which is per web process unless CACHES is shared.
     "DEFAULT_THROTTLE_CLASSES": [
-        "jobs.throttling.TokenRateThrottle",
-        "jobs.throttling.AddressRateThrottle",
+        "jobs.api.throttling.TokenRateThrottle",
+        "jobs.api.throttling.AddressRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "user": env_str("THROTTLE_USER_RATE", "1200/min"),
@@ -272,25 +272,25 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "jobs.openapi.add_common_responses",
+        "jobs.api.openapi.add_common_responses",
     ],
     # The compatible endpoints' anonymous access is an operator's switch, not a scheme.
     "AUTHENTICATION_WHITELIST": ["rest_framework.authentication.TokenAuthentication"],
 }
 
 # One line per event. LOG_FORMAT=json writes each as a JSON object for a log shipper; either
-# way a line logged while a job runs carries its id (segsite/joblog.py).
+# way a line logged while a job runs carries its id (core/joblog.py).
 LOG_FORMAT = env_str("LOG_FORMAT", "plain")
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"job": {"()": "segsite.joblog.JobContextFilter"}},
+    "filters": {"job": {"()": "core.joblog.JobContextFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(job_tag)s%(message)s"},
         "json": {
-            "()": "segsite.joblog.JobJsonFormatter",
+            "()": "core.joblog.JobJsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(job_id)s %(message)s",
             "datefmt": "%Y-%m-%dT%H:%M:%S%z",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},

@@ -2,14 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from jobs import health
+from jobs.ops import health
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),
-    path("api/v1/", include("jobs.urls")),
+    path("api/v1/", include("jobs.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     # Other servers' protocols at their own paths, so their clients need only a new host.
@@ -17,7 +17,7 @@ urlpatterns = [
 ]
 
 # The whole site speaks JSON errors, including Django's own 400/403/404/500.
-handler400 = "jobs.errors.json_400"
-handler403 = "jobs.errors.json_403"
-handler404 = "jobs.errors.json_404"
-handler500 = "jobs.errors.json_500"
+handler400 = "jobs.api.errors.json_400"
+handler403 = "jobs.api.errors.json_403"
+handler404 = "jobs.api.errors.json_404"
+handler500 = "jobs.api.errors.json_500"

@@ -10,7 +10,7 @@ from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from jobs import services
+from jobs.lifecycle import services
 from workers import registry
 from workers.catalog import model_problems, required_model_names
 
@@ -79,7 +79,7 @@ def fresh_cache():
     one test into the next (every anonymous test client is the same address)."""
     from django.core.cache import cache
 
-    from jobs import readcache
+    from jobs.api import readcache
 
     cache.clear()
     readcache._paused_until = 0.0  # a test that took Redis away must not pause the next one

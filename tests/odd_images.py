@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .conftest import gradient, image_bytes
+from tests.conftest import gradient, image_bytes
 
 
 @dataclass

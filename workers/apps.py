@@ -8,4 +8,4 @@ class WorkersConfig(AppConfig):
     def ready(self):
         # Worker signal handlers are only connected inside a Celery worker; importing them
         # elsewhere is harmless because the signals never fire there.
-        from . import signals  # noqa: F401
+        from workers import signals  # noqa: F401

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .labels import COCO_80, PASCAL_VOC
+from workers.labels import COCO_80, PASCAL_VOC
 
 SEMANTIC = "semantic"
 INSTANCE = "instance"

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
+from core.imageio import ImageError, decode_image
+from core.joblog import job_context
+from jobs.lifecycle.storage import delete_job_files, write_job_file
 from jobs.models import Job
-from jobs.storage import delete_job_files, write_job_file
-from segsite.joblog import job_context
-
-from . import rendering, summary
-from .catalog import SEMANTIC, get_spec
-from .imageio import ImageError, decode_image
-from .registry import ModelNotLoaded, get_engine
+from workers import rendering, summary
+from workers.catalog import SEMANTIC, get_spec
+from workers.registry import ModelNotLoaded, get_engine
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import time
 import redis
 from django.conf import settings
 
-from segsite.redis_clients import redis_client
+from core.redis_clients import redis_client
 
 log = logging.getLogger(__name__)
 

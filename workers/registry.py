@@ -8,7 +8,7 @@ import importlib
 import logging
 import time
 
-from .catalog import get_spec
+from workers.catalog import get_spec
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,9 @@ from celery.signals import worker_init, worker_process_init, worker_ready
 from django.conf import settings
 from django.db import connections
 
-from jobs.services import recover_orphans
-
-from . import readiness, registry
-from .catalog import installed_models_of, model_problems, queues_for, worker_model_names
+from jobs.lifecycle.services import recover_orphans
+from workers import readiness, registry
+from workers.catalog import installed_models_of, model_problems, queues_for, worker_model_names
 
 log = logging.getLogger(__name__)
 

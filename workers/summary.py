@@ -3,7 +3,7 @@
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from .rendering import pixel_counts
+from workers.rendering import pixel_counts
 
 
 def semantic_summary(class_map, labels, counts=None):

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import DatabaseError
 
-from .pipeline import run_job
+from workers.pipeline import run_job
 
 
 # A database hiccup (a restart, a failover) before the job is recorded must not drop it:

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authentication import BaseAuthentication, TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
-from ..throttling import ANONYMOUS
+from jobs.api.throttling import ANONYMOUS
 
 
 class CompatAnonymousAuthentication(BaseAuthentication):

@@ -16,13 +16,12 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jobs.api.errors import APIError, exception_handler
+from jobs.api.openapi import SYNC_ERRORS, MAXError, errors
+from jobs.api.uploads import check_content_length, decode_upload
+from jobs.compat.auth import AUTHENTICATION_CLASSES
+from jobs.compat.sync import read_output, run_to_completion
 from workers.catalog import MODELS, SEMANTIC
-
-from ..errors import APIError, exception_handler
-from ..openapi import SYNC_ERRORS, MAXError, errors
-from ..uploads import check_content_length, decode_upload
-from .auth import AUTHENTICATION_CLASSES
-from .sync import read_output, run_to_completion
 
 MODEL_TYPES = {"mobile": "deeplabv3_mnv2_pascal", "full": "deeplabv3plus_xception_pascal"}
 

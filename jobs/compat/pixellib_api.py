@@ -17,14 +17,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jobs.api.errors import APIError
+from jobs.api.openapi import SYNC_ERRORS, errors
+from jobs.api.parsers import JSONParser
+from jobs.api.uploads import body_limit, check_content_length, decode_upload
+from jobs.compat.auth import AUTHENTICATION_CLASSES
+from jobs.compat.sync import read_output, run_to_completion
 from workers.catalog import INSTANCE, MODELS, SEMANTIC, default_models
-
-from ..errors import APIError
-from ..openapi import SYNC_ERRORS, errors
-from ..parsers import JSONParser
-from ..uploads import body_limit, check_content_length, decode_upload
-from .auth import AUTHENTICATION_CLASSES
-from .sync import read_output, run_to_completion
 
 _DATA_URL = re.compile(r"^\s*data:[^,]{0,100},")
 _WHITESPACE = re.compile(r"\s+")

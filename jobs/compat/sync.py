@@ -5,14 +5,14 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from rest_framework import status
 
-from ..backpressure import check_capacity
-from ..errors import APIError, job_deleted
-from ..links import absolute_url
-from ..models import Job
-from ..services import BrokerUnavailable, create_job
-from ..storage import job_file_path
-from ..uploads import queue_unavailable
-from ..waiting import wait_until_finished, waiting_slot
+from jobs.api.errors import APIError, job_deleted
+from jobs.api.links import absolute_url
+from jobs.api.uploads import queue_unavailable
+from jobs.lifecycle.backpressure import check_capacity
+from jobs.lifecycle.services import BrokerUnavailable, create_job
+from jobs.lifecycle.storage import job_file_path
+from jobs.lifecycle.waiting import wait_until_finished, waiting_slot
+from jobs.models import Job
 
 # A synchronous client would rather wait a moment for a slot than be told to retry.
 SLOT_WAIT_SECONDS = 5

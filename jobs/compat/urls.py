@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import max_api, pixellib_api
+from jobs.compat import max_api, pixellib_api
 
 urlpatterns = [
     path("model/predict", max_api.PredictView.as_view(), name="max-predict"),

@@ -26,10 +26,10 @@ from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from .. import metrics
-from ..models import Job, WebhookAttempt, WebhookDelivery, WebhookSecret
-from . import transport
-from .signing import signature_headers
+from jobs.models import Job, WebhookAttempt, WebhookDelivery, WebhookSecret
+from jobs.ops import metrics
+from jobs.webhooks import transport
+from jobs.webhooks.signing import signature_headers
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def record_event(job):
 def _payload(job):
     from rest_framework.renderers import JSONRenderer
 
-    from ..serializers import JobEventSerializer
+    from jobs.api.serializers import JobEventSerializer
 
     return JSONRenderer().render(JobEventSerializer(job, context={"request": None}).data).decode()
 

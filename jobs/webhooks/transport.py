@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-from . import addresses
+from jobs.webhooks import addresses
 
 # The start of the receiver's answer kept with the attempt, for whoever debugs it.
 MAX_RESPONSE_CHARS = 1000

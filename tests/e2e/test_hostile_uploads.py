@@ -15,10 +15,10 @@ from collections import Counter
 import pytest
 from PIL import Image
 
+from core.imageio import ImageError, decode_image
 from jobs.models import Job
 from tests.odd_images import cases
 from tests.security.mutations import MUTATIONS, mutate, seeds
-from workers.imageio import ImageError, decode_image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from .receivers import ScriptedReceiver, SilentReceiver
+from tests.jobs.receivers import ScriptedReceiver, SilentReceiver
 
 
 @pytest.fixture

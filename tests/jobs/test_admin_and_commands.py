@@ -5,8 +5,7 @@ from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
 from jobs.models import Job
-
-from .helpers import submit
+from tests.jobs.helpers import submit
 
 pytestmark = pytest.mark.django_db
 

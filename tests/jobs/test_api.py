@@ -4,9 +4,8 @@ import pytest
 from django.core.files.storage import default_storage
 
 from jobs.models import Job
+from tests.jobs.helpers import assert_error, submit
 from tests.odd_images import cases
-
-from .helpers import assert_error, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -251,7 +250,7 @@ def test_a_model_whose_weights_are_not_installed_is_refused(alice, sent):
 def test_a_lost_database_is_a_503_with_retry_after_not_a_500(alice, monkeypatch):
     from django.db import OperationalError
 
-    from jobs.views import JobViewSet
+    from jobs.api.views import JobViewSet
 
     def unreachable(self):
         raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")

@@ -2,10 +2,9 @@
 
 import pytest
 
+from jobs.api.throttling import AddressRateThrottle, TokenRateThrottle
 from jobs.models import Job
-from jobs.throttling import AddressRateThrottle, TokenRateThrottle
-
-from .helpers import assert_error, submit, upload
+from tests.jobs.helpers import assert_error, submit, upload
 
 pytestmark = pytest.mark.django_db
 

@@ -16,9 +16,8 @@ from PIL import Image
 from jobs.compat import sync
 from jobs.models import Job
 from tests.conftest import eval_photo, gradient, image_bytes
+from tests.jobs.helpers import upload
 from workers.pipeline import run_job
-
-from .helpers import upload
 
 pytestmark = pytest.mark.django_db
 

@@ -4,12 +4,11 @@ import pytest
 import redis
 from django.db import OperationalError
 
-from jobs import health, metrics
 from jobs.models import Job
+from jobs.ops import health, metrics
+from tests.jobs.helpers import submit
 from workers import readiness
 from workers.catalog import default_models
-
-from .helpers import submit
 
 pytestmark = pytest.mark.django_db
 

@@ -3,10 +3,9 @@
 import pytest
 from django.core.files.storage import default_storage
 
-from jobs import services
+from jobs.lifecycle import services
 from jobs.models import Job
-
-from .helpers import assert_error, upload
+from tests.jobs.helpers import assert_error, upload
 
 pytestmark = pytest.mark.django_db
 

@@ -2,10 +2,9 @@
 
 import pytest
 
+from jobs.lifecycle.services import recover_orphans
 from jobs.models import Job
-from jobs.services import recover_orphans
-
-from .helpers import submit
+from tests.jobs.helpers import submit
 
 pytestmark = pytest.mark.django_db
 

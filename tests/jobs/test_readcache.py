@@ -9,12 +9,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
-from jobs import readcache
+from jobs.api import readcache
+from jobs.api.throttling import TokenRateThrottle
+from jobs.api.views import JobViewSet
 from jobs.models import Job
-from jobs.throttling import TokenRateThrottle
-from jobs.views import JobViewSet
-
-from .helpers import assert_error, submit
+from tests.jobs.helpers import assert_error, submit
 
 pytestmark = pytest.mark.django_db
 

@@ -13,13 +13,12 @@ from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from jobs.broker import MARKER
+from jobs.lifecycle.storage import write_job_file
 from jobs.models import Job
-from jobs.reaper import reap
-from jobs.retention import delete_orphaned_files, prune
-from jobs.storage import write_job_file
-
-from .helpers import submit
+from jobs.ops.broker import MARKER
+from jobs.ops.reaper import reap
+from jobs.ops.retention import delete_orphaned_files, prune
+from tests.jobs.helpers import submit
 
 pytestmark = pytest.mark.django_db
 

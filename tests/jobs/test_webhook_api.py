@@ -8,10 +8,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from standardwebhooks import Webhook
 
-from jobs import waiting
+from jobs.lifecycle import waiting
 from jobs.models import Job
-
-from .helpers import assert_error, submit
+from tests.jobs.helpers import assert_error, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +85,7 @@ def test_the_account_needs_a_token(anonymous):
 
 
 def post_job(client, query="", **headers):
-    from .helpers import upload
+    from tests.jobs.helpers import upload
 
     return client.post(
         f"/api/v1/jobs/{query}", {"image": upload(), "task": "semantic"}, format="multipart", **headers

@@ -13,8 +13,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from jobs.models import Job, WebhookDelivery, new_webhook_secret
 from jobs.webhooks import outbox
-
-from .helpers import submit
+from tests.jobs.helpers import submit
 
 pytestmark = pytest.mark.django_db
 

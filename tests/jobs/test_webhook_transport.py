@@ -3,8 +3,7 @@
 import pytest
 
 from jobs.webhooks import transport
-
-from .receivers import closed_port_url
+from tests.jobs.receivers import closed_port_url
 
 BODY = b'{"id": "x"}'
 HEADERS = {"Content-Type": "application/json", "webhook-id": "msg-1"}

@@ -20,9 +20,8 @@ from jobs.models import Job, WebhookDelivery
 from jobs.webhooks import outbox
 from tests.jobs.helpers import assert_error, upload
 from tests.jobs.receivers import ScriptedReceiver
+from tests.security.mutations import photo
 from workers.pipeline import run_job
-
-from .mutations import photo
 
 pytestmark = pytest.mark.django_db
 

@@ -22,13 +22,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from core.imageio import ALLOWED_FORMATS, ImageError, decode_image
+from jobs.api.throttling import AddressRateThrottle, TokenRateThrottle
 from jobs.models import Job
-from jobs.throttling import AddressRateThrottle, TokenRateThrottle
 from tests.odd_images import cases
-from workers.imageio import ALLOWED_FORMATS, ImageError, decode_image
-
-from . import hostile_requests as hostile
-from .mutations import MUTATIONS, mutate, png, regressions, seeds
+from tests.security import hostile_requests as hostile
+from tests.security.mutations import MUTATIONS, mutate, png, regressions, seeds
 
 # Derandomized: CI tries the same inputs every run, so a failure is never a fluke of the
 # draw (widen the search locally with derandomize=False). No hypothesis deadline: it would

@@ -12,9 +12,8 @@ from PIL import Image
 
 from tests.conftest import eval_photo, image_bytes
 from tests.processes import REPO
-
-from .servers import PrivatePostgres, PrivateRedis
-from .stack import Stack
+from tests.stack.servers import PrivatePostgres, PrivateRedis
+from tests.stack.stack import Stack
 
 TEMPLATE = "segment_stack_template"
 _databases = itertools.count()

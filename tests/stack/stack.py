@@ -15,10 +15,9 @@ import psycopg
 import redis
 import requests
 
-from jobs.broker import MARKER
+from jobs.ops.broker import MARKER
 from tests.processes import BeatProcess, WebProcess, WorkerProcess
-
-from .servers import free_port, wait_until
+from tests.stack.servers import free_port, wait_until
 
 TERMINAL = {"succeeded", "failed", "canceled"}
 

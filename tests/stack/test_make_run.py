@@ -9,9 +9,8 @@ import pytest
 import requests
 
 from tests.processes import ServiceProcess
-
-from .servers import free_port
-from .stack import ApiClient
+from tests.stack.servers import free_port
+from tests.stack.stack import ApiClient
 
 pytestmark = pytest.mark.e2e
 

@@ -3,8 +3,8 @@ import io
 import numpy as np
 import pytest
 
+from core.imageio import ImageError, decode_image
 from tests.odd_images import cases
-from workers.imageio import ImageError, decode_image
 
 LIMIT = 40_000_000
 

@@ -11,9 +11,8 @@ import pytest
 from django.conf import settings
 
 from jobs.models import Job
+from tests.workers.test_pipeline import submitted
 from workers import pipeline
-
-from .test_pipeline import submitted
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +58,7 @@ def test_json_log_lines_carry_the_job_id_of_the_job_being_run(alice, sent, engin
 
 
 def test_the_plain_format_tags_job_lines():
-    from segsite.joblog import JobContextFilter, job_context
+    from core.joblog import JobContextFilter, job_context
 
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
     with job_context("1234"):

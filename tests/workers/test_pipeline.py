@@ -7,8 +7,8 @@ import pytest
 from django.core.files.storage import default_storage
 from PIL import Image
 
+from jobs.lifecycle.storage import job_file_path
 from jobs.models import Job
-from jobs.storage import job_file_path
 from tests.conftest import eval_photo, gradient, image_bytes
 from tests.jobs.helpers import submit
 from workers.pipeline import run_job
@@ -142,7 +142,7 @@ def test_a_job_canceled_while_running_keeps_its_input_and_no_outputs(alice, sent
 
 
 def test_a_job_deleted_while_running_leaves_no_files(alice, sent, engines, monkeypatch):
-    from jobs.services import delete_job
+    from jobs.lifecycle.services import delete_job
 
     job = submitted(alice, task="semantic")
     run_interrupted(job, lambda: delete_job(Job.objects.get(pk=job.pk)), monkeypatch)

@@ -5,8 +5,8 @@ import math
 import numpy as np
 from PIL import Image
 
-from .base import Engine, SemanticResult
-from .litert import make_interpreter
+from workers.engines.base import Engine, SemanticResult
+from workers.engines.litert import make_interpreter
 
 # The model normalises internally as (x - 128) / 128, so 128 pads with "zero signal".
 PAD_VALUE = 128

@@ -3,8 +3,8 @@
 import numpy as np
 from PIL import Image
 
-from .base import Engine, SemanticResult
-from .deeplab_tflite import keep_classes
+from workers.engines.base import Engine, SemanticResult
+from workers.engines.deeplab_tflite import keep_classes
 
 # pixellib's preprocessing, which the weights were trained with: longest side to 512,
 # scale to [-1, 1], pad bottom/right with zeros.
@@ -13,8 +13,8 @@ TRAINED_SIZE = 512
 
 class DeepLabXceptionEngine(Engine):
     def load(self):
-        from . import pixellib_compat
-        from .keras_weights import check_weight_file
+        from workers.engines import pixellib_compat
+        from workers.engines.keras_weights import check_weight_file
 
         self.model = pixellib_compat.deeplab_xception_pascal()
         check_weight_file(self.model, self.spec.weights_path())

@@ -2,13 +2,13 @@
 
 import numpy as np
 
-from .base import DEFAULT_SCORE_THRESHOLD, MIN_SCORE, Engine, Instance, InstanceResult
+from workers.engines.base import DEFAULT_SCORE_THRESHOLD, MIN_SCORE, Engine, Instance, InstanceResult
 
 
 class MaskRCNNEngine(Engine):
     def load(self):
-        from . import pixellib_compat
-        from .keras_weights import check_weight_file
+        from workers.engines import pixellib_compat
+        from workers.engines.keras_weights import check_weight_file
 
         self.model = pixellib_compat.mask_rcnn_coco(min_confidence=MIN_SCORE)
         check_weight_file(self.model.keras_model, self.spec.weights_path())

@@ -10,8 +10,8 @@ import math
 import numpy as np
 from PIL import Image
 
-from .base import DEFAULT_SCORE_THRESHOLD, MIN_SCORE, Engine, Instance, InstanceResult
-from .litert import make_interpreter
+from workers.engines.base import DEFAULT_SCORE_THRESHOLD, MIN_SCORE, Engine, Instance, InstanceResult
+from workers.engines.litert import make_interpreter
 
 LETTERBOX_PAD = 114  # Ultralytics' grey, what the model was trained with
 IOU_THRESHOLD = 0.5

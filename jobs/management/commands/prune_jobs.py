@@ -4,7 +4,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.retention import prune
+from jobs.ops.retention import prune
 
 UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from jobs.reaper import reap
+from jobs.ops.reaper import reap
 
 
 class Command(BaseCommand):

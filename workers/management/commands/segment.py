@@ -12,9 +12,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from core.imageio import ImageError, decode_image
 from workers import registry
 from workers.catalog import MODELS, model_problems
-from workers.imageio import ImageError, decode_image
 from workers.pipeline import segment
 
 

@@ -9,8 +9,8 @@ from django.conf import settings
 from django.db.models import Count, Q
 from rest_framework import status
 
-from .errors import APIError
-from .models import Job
+from jobs.api.errors import APIError
+from jobs.models import Job
 
 RETRY_AFTER_SECONDS = 30
 

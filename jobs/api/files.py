@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
-from .links import absolute_url
+from jobs.api.links import absolute_url
 
 _SALT = "jobs.files"
 

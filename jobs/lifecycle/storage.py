@@ -5,7 +5,7 @@ import os
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from .models import job_dir
+from jobs.models import job_dir
 
 
 def job_file_path(job, name):

@@ -8,8 +8,8 @@ import uuid
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from .models import Job
-from .storage import delete_job_files
+from jobs.lifecycle.storage import delete_job_files
+from jobs.models import Job
 
 log = logging.getLogger(__name__)
 

@@ -13,21 +13,28 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jobs.api import readcache
+from jobs.api.errors import APIError, job_deleted
+from jobs.api.files import job_file_names, token_is_valid
+from jobs.api.filters import JobFilter
+from jobs.api.liveness import live_queues
+from jobs.api.openapi import (
+    FILE_PARAMETERS,
+    FILE_RESPONSES,
+    MODEL_LIST,
+    SUBMIT_ERRORS,
+    SUBMIT_PARAMETERS,
+    errors,
+)
+from jobs.api.serializers import AccountSerializer, JobCreateSerializer, JobSerializer
+from jobs.api.uploads import check_content_length, decode_upload, queue_unavailable
+from jobs.lifecycle import services
+from jobs.lifecycle.backpressure import check_capacity
+from jobs.lifecycle.services import BrokerUnavailable, DuplicateSubmit, delete_job
+from jobs.lifecycle.storage import job_file_path
+from jobs.lifecycle.waiting import wait_until_finished, waiting_slot
+from jobs.models import Job, WebhookSecret
 from workers.catalog import MODELS, default_models
-
-from . import readcache, services
-from .backpressure import check_capacity
-from .errors import APIError, job_deleted
-from .files import job_file_names, token_is_valid
-from .filters import JobFilter
-from .liveness import live_queues
-from .models import Job, WebhookSecret
-from .openapi import FILE_PARAMETERS, FILE_RESPONSES, MODEL_LIST, SUBMIT_ERRORS, SUBMIT_PARAMETERS, errors
-from .serializers import AccountSerializer, JobCreateSerializer, JobSerializer
-from .services import BrokerUnavailable, DuplicateSubmit, delete_job
-from .storage import job_file_path
-from .uploads import check_content_length, decode_upload, queue_unavailable
-from .waiting import wait_until_finished, waiting_slot
 
 
 @extend_schema_view(

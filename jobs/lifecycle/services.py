@@ -8,11 +8,10 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 from kombu.exceptions import OperationalError
 
+from jobs.lifecycle.storage import delete_job_files
+from jobs.models import Job
+from jobs.ops import metrics
 from workers.catalog import get_spec
-
-from . import metrics
-from .models import Job
-from .storage import delete_job_files
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .views import AccountView, JobFileView, JobViewSet, ModelListView, RotateWebhookSecretView
+from jobs.api.views import AccountView, JobFileView, JobViewSet, ModelListView, RotateWebhookSecretView
 
 router = SimpleRouter()
 router.register("jobs", JobViewSet, basename="job")

@@ -7,9 +7,8 @@ images with the same codes, before anything is stored.
 from django.conf import settings
 from rest_framework import status
 
-from workers.imageio import ImageError, decode_image
-
-from .errors import APIError
+from core.imageio import ImageError, decode_image
+from jobs.api.errors import APIError
 
 # Multipart framing and the small form fields around the image.
 MULTIPART_OVERHEAD = 64 * 1024

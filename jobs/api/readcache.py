@@ -34,9 +34,8 @@ from django.db import transaction
 from django.http import HttpResponse
 from rest_framework.renderers import JSONRenderer
 
-from segsite.redis_clients import quick_redis_client
-
-from .throttling import TokenRateThrottle
+from core.redis_clients import quick_redis_client
+from jobs.api.throttling import TokenRateThrottle
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,9 @@ from django.db import transaction
 from kombu.transport.redis import Channel
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from segsite.redis_clients import redis_client
+from core.redis_clients import redis_client
+from jobs.ops.broker import is_redis
 from workers.catalog import MODELS
-
-from .broker import is_redis
 
 log = logging.getLogger(__name__)
 

@@ -4,12 +4,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jobs.api.files import signed_file_url
+from jobs.api.links import absolute_url
+from jobs.models import WEBHOOK_EVENTS, Job, WebhookAttempt, WebhookDelivery
+from jobs.webhooks.addresses import MAX_URL_LENGTH, WebhookURLError, resolve
 from workers.catalog import MODELS, TASKS, default_models
-
-from .files import signed_file_url
-from .links import absolute_url
-from .models import WEBHOOK_EVENTS, Job, WebhookAttempt, WebhookDelivery
-from .webhooks.addresses import MAX_URL_LENGTH, WebhookURLError, resolve
 
 
 class CommaListField(serializers.ListField):

@@ -12,11 +12,10 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from jobs.api.errors import error_body
+from jobs.ops.metrics import Collector
 from workers import readiness
 from workers.catalog import MODELS, default_models
-
-from .errors import error_body
-from .metrics import Collector
 
 
 @require_safe

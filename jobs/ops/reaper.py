@@ -24,9 +24,9 @@ from django.conf import settings
 from django.db.models import Q
 from django.db.models.functions import Now
 
-from .broker import lost_its_messages
-from .models import Job
-from .services import BrokerUnavailable, enqueue
+from jobs.lifecycle.services import BrokerUnavailable, enqueue
+from jobs.models import Job
+from jobs.ops.broker import lost_its_messages
 
 log = logging.getLogger(__name__)
 

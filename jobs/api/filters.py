@@ -1,8 +1,7 @@
 import django_filters
 
+from jobs.models import Job
 from workers.catalog import MODELS, TASKS
-
-from .models import Job
 
 
 class JobFilter(django_filters.FilterSet):

@@ -18,9 +18,8 @@ import redis
 from django.conf import settings
 from django.db import connection, transaction
 
-from segsite.redis_clients import redis_client
-
-from .models import Job
+from core.redis_clients import redis_client
+from jobs.models import Job
 
 log = logging.getLogger(__name__)
 
