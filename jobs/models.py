@@ -13,21 +13,24 @@ from base64 import b64encode
 from django.conf import settings
 from django.db import DatabaseError, models, transaction
 from django.db.models import F, Q
-from django.dispatch import Signal
 from django.utils import timezone
 
-from jobs.api import readcache
-from workers.catalog import TASKS
+from core.specs import TASKS
 
 log = logging.getLogger(__name__)
 
-# Sent inside the transaction of every status change that took effect, with `job` (fresh
-# from the database). Receivers write what must not be lost with the change (webhook
-# deliveries) and defer side effects to on_commit.
-job_transitioned = Signal()
-
 # Webhook events a job may ask for; `completed` covers succeeded, failed and canceled.
 WEBHOOK_EVENTS = ("running", "completed")
+
+
+def effects():
+    """jobs.lifecycle.effects: every side effect of a change, called from the transitions.
+
+    Imported when first needed: it imports the webhook outbox, which needs this module's
+    models, so a module-level import would be circular."""
+    from jobs.lifecycle import effects
+
+    return effects
 
 
 def job_dir(job_id):
@@ -54,6 +57,9 @@ class Job(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
     task = models.CharField(max_length=16, choices=[(t, t) for t in TASKS])
     model = models.CharField(max_length=64)
+    # The Celery queue its model's spec routes it to, decided once at submit: a resend
+    # (the reaper's, a recovery's) goes where the first message went.
+    queue = models.CharField(max_length=64, default="light")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     input = models.FileField(upload_to=input_upload_to, max_length=255)
     input_name = models.CharField(max_length=255, blank=True)
@@ -130,8 +136,7 @@ class Job(models.Model):
             except Job.DoesNotExist:  # deleted meanwhile: nothing to refresh, nothing changed
                 return False
             if updated == 1:
-                readcache.forget(self.pk)
-                job_transitioned.send(sender=Job, job=self)
+                effects().status_changed(self)
         return updated == 1
 
     def claim(self, worker, redelivered=False):
@@ -174,7 +179,7 @@ class Job(models.Model):
             Job.objects.filter(pk=self.pk, status=self.Status.RUNNING, attempts=self.attempts).update(
                 stage=stage
             )
-            readcache.forget(self.pk)
+            effects().stage_changed(self)
         except DatabaseError as exc:  # best effort: a lost progress line must not fail the job
             log.warning("job %s: could not record stage %s: %s", self.pk, stage, exc)
 

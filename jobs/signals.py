@@ -1,4 +1,6 @@
-"""Receivers that follow a job: its files on delete; its webhooks, waiters and metrics on a change."""
+"""Receivers for writes that bypass the Job's transitions: deletes (the API's, the admin's,
+a deleted user's cascade) and saves in the admin. A status change's own effects are called
+explicitly, from jobs/lifecycle/effects.py."""
 
 from django.contrib.auth import get_user_model
 from django.db.models.signals import post_delete, post_save
@@ -6,11 +8,8 @@ from django.dispatch import receiver
 from rest_framework.authtoken.models import Token
 
 from jobs.api import readcache
-from jobs.lifecycle import waiting
 from jobs.lifecycle.storage import delete_job_files
-from jobs.models import Job, job_transitioned
-from jobs.ops import metrics
-from jobs.webhooks import outbox
+from jobs.models import Job
 
 
 @receiver(post_delete, sender=Job)
@@ -36,10 +35,3 @@ def forget_deleted_token(sender, instance, **kwargs):
 def forget_tokens_of_changed_user(sender, instance, **kwargs):
     # A deactivated user's cached token must stop answering at once.
     readcache.forget_tokens(list(Token.objects.filter(user=instance).values_list("key", flat=True)))
-
-
-@receiver(job_transitioned)
-def notify_of_transition(sender, job, **kwargs):
-    outbox.record_event(job)
-    waiting.publish_if_finished(job)
-    metrics.job_transitioned(job)

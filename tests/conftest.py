@@ -10,12 +10,18 @@ from PIL import Image
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from core import serving
+from core.repository import local_specs
 from jobs.lifecycle import services
 from workers import registry
-from workers.catalog import model_problems, required_model_names
 
 REPO = Path(__file__).resolve().parent.parent
 EVAL = REPO.parent / "shared" / "eval"
+
+
+# The datasets' class names, as the shipped model folders label them.
+PASCAL_VOC = local_specs()["deeplabv3_mnv2_pascal"].labels
+COCO_80 = local_specs()["yolov8n_seg_coco"].labels
 
 
 def eval_photo(relative):
@@ -83,6 +89,33 @@ def fresh_cache():
 
     cache.clear()
     readcache._paused_until = 0.0  # a test that took Redis away must not pause the next one
+    serving.forget()  # each test sees the workers announced now, not a second ago
+
+
+def light_specs():
+    """The models a light worker serves: every spec in the repository not marked optional."""
+    return [spec for spec in local_specs().values() if not spec.weights.optional]
+
+
+@pytest.fixture
+def served_models():
+    """A live worker's announcement of the light models, for tests of the API layer alone.
+
+    The resolver accepts a model only while a live worker serves it; these tests need that
+    answer, not inference, so they publish the heartbeat a light worker would. Returns the
+    function that announces more (or other) specs under another worker name.
+    """
+    keys = []
+
+    def announce(specs, worker="api-tests@localhost"):
+        payload = [{"spec": spec.to_dict(), "sha256": spec.weights.sha256} for spec in specs]
+        keys.append(serving.publish(worker, payload, pid=1))
+        serving.forget()
+
+    announce(light_specs())
+    yield announce
+    serving._redis().delete(*keys)
+    serving.forget()
 
 
 @pytest.fixture
@@ -124,8 +157,5 @@ def engines():
 
     Never the heavy ones: importing pixellib would switch this process to graph mode.
     """
-    names = required_model_names()
-    problems = list(model_problems(names))
-    assert not problems, f"weights missing, run `make setup`: {problems}"
-    registry.load_engines(names)
+    registry.load_models(light_specs())  # raises, naming the file, where `make setup` was not run
     return registry

@@ -17,13 +17,13 @@ from django.core.management import get_commands, load_command_class
 from django.urls import resolve
 from gunicorn.config import Config
 
-from workers.catalog import MODELS
+from core.repository import local_specs
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 OURS = {name: service for name, service in SERVICES.items() if "build" in service}
-MODEL_QUEUES = {spec.queue for spec in MODELS.values()}
+MODEL_QUEUES = {spec.queue for spec in local_specs().values()}
 # Variables read by libraries rather than by segsite/settings.py.
 LIBRARY_VARIABLES = {"TF_FORCE_GPU_ALLOW_GROWTH"}
 

@@ -70,7 +70,7 @@ def test_swagger_ui_is_served_from_our_own_static_files(client):
 
 
 @pytest.fixture
-def api_schema(transactional_db, settings):
+def api_schema(transactional_db, settings, served_models):
     # Real WSGI requests close the connection after each one (request_finished), so the
     # data must be committed: transactional_db. No worker runs here: a generated image that
     # happens to decode waits briefly and is answered 202.

@@ -14,11 +14,11 @@ from django.conf import settings
 
 from core.imageio import ImageError, decode_image
 from core.joblog import job_context
+from core.specs import INSTANCE, MATTE, SEMANTIC
 from jobs.lifecycle.storage import delete_job_files, write_job_file
 from jobs.models import Job
 from workers import rendering, summary
-from workers.catalog import SEMANTIC, get_spec
-from workers.registry import ModelNotLoaded, get_engine
+from workers.registry import ModelNotLoaded, get_model
 
 log = logging.getLogger(__name__)
 
@@ -99,19 +99,16 @@ def segment(rgb, model, options, advance=lambda stage: None):
     Shared by the worker and `manage.py segment`. Returns (Rendered, inference_ms,
     rendering_ms); `advance` hears each stage as it starts.
     """
-    spec = get_spec(model)
-    engine = get_engine(model)
+    loaded = get_model(model)
+    spec = loaded.spec
     advance(Job.Stage.INFERRING)
     started = time.monotonic()
-    result = engine.infer(rgb, _engine_options(options, spec))
+    result = loaded.infer(rgb, _engine_options(options, spec))
     inference_ms = _elapsed_ms(started)
 
     advance(Job.Stage.RENDERING)
     started = time.monotonic()
-    if spec.task == SEMANTIC:
-        rendered = _render_semantic(rgb, result, spec.labels)
-    else:
-        rendered = _render_instance(rgb, result, spec.labels)
+    rendered = RENDERERS[spec.task](rgb, result, spec.labels)
     return rendered, inference_ms, _elapsed_ms(started)
 
 
@@ -144,6 +141,18 @@ def _render_instance(rgb, result, labels):
         outputs={"instances": "instances.png", "overlay": overlay_name},
         summary=summary.instance_summary(result.instances, height, width, labels),
     )
+
+
+def _render_matte(rgb, result, labels):
+    alpha = rendering.alpha_levels(result.alpha)
+    return Rendered(
+        files={"alpha.png": rendering.grey_png(alpha)},
+        outputs={"alpha": "alpha.png"},
+        summary=summary.matte_summary(alpha, labels),
+    )
+
+
+RENDERERS = {SEMANTIC: _render_semantic, INSTANCE: _render_instance, MATTE: _render_matte}
 
 
 def _engine_options(job_options, spec):

@@ -1,54 +1,45 @@
-"""The engines resident in this worker process, loaded once and kept.
+"""The models resident in this worker process, loaded once and kept.
 
-Only worker processes call load_engines(); the web process never does, so it never
-imports an inference runtime.
+Only worker processes (and `manage.py segment` / `check_model`) load models; the web
+process never does, so it never imports an inference runtime.
 """
 
-import importlib
 import logging
 import time
 
-from workers.catalog import get_spec
+from workers.model import Model
 
 log = logging.getLogger(__name__)
 
-_engines = {}
+_models = {}
 
 
 class ModelNotLoaded(Exception):
     pass
 
 
-def load_engines(names, warm_up=True):
-    """Load (and warm up) each named engine; raises on a missing or bad weight file."""
-    for name in names:
-        if name in _engines:
-            continue
-        spec = get_spec(name)
-        present, detail = spec.weights_status()
-        if not present:
-            raise RuntimeError(f"cannot load model {name}: {detail}")
+def load_models(specs, warm_up=True):
+    """Load (and warm up) each spec's model; raises ModelLoadError on a missing or bad file."""
+    for spec in specs:
+        resident = _models.get(spec.name)
+        if resident is not None and resident.spec == spec and resident.spec.folder == spec.folder:
+            continue  # the same model: loaded once per process
+        # A new or changed spec of that name (`check_model` on an edited copy) loads afresh.
         started = time.monotonic()
-        engine = create_engine(spec)
-        engine.load()
+        model = Model(spec)
         if warm_up:
-            engine.warm_up()
-        _engines[name] = engine
-        log.info("loaded model %s in %.0f ms", name, (time.monotonic() - started) * 1000)
+            model.warm_up()
+        _models[spec.name] = model
+        log.info("loaded model %s in %.0f ms", spec.name, (time.monotonic() - started) * 1000)
 
 
-def create_engine(spec):
-    """A new, unloaded engine of the spec's class (one class per model)."""
-    module_name, class_name = spec.engine.rsplit(".", 1)
-    return getattr(importlib.import_module(module_name), class_name)(spec)
-
-
-def get_engine(name):
+def get_model(name):
     try:
-        return _engines[name]
+        return _models[name]
     except KeyError:
         raise ModelNotLoaded(f"model {name} is not loaded in this worker") from None
 
 
-def loaded_names():
-    return sorted(_engines)
+def loaded():
+    """The loaded models, by name."""
+    return [_models[name] for name in sorted(_models)]

@@ -70,6 +70,16 @@ def palette_png(index_map, palette):
     return _encode(_palette_image(index_map, palette), format="PNG", compress_level=3)
 
 
+def alpha_levels(probability):
+    """A 0..1 probability map as 8-bit levels: probability times 255, rounded."""
+    return np.rint(np.clip(probability, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def grey_png(levels):
+    """An 8-bit greyscale (mode L) PNG of a uint8 map: a matte's alpha."""
+    return _encode(Image.fromarray(levels, "L"), format="PNG", compress_level=3)
+
+
 def pixel_counts(index_map):
     """{index: pixels} for every index present in a uint8 map (Pillow's histogram: a
     third of np.unique's time, which sorts the whole map)."""

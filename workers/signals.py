@@ -4,13 +4,15 @@ import logging
 import os
 import signal
 
-from celery.signals import worker_init, worker_process_init, worker_ready
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_ready
 from django.conf import settings
 from django.db import connections
 
+from core import serving
+from core.repository import repository
 from jobs.lifecycle.services import recover_orphans
-from workers import readiness, registry
-from workers.catalog import installed_models_of, model_problems, queues_for, worker_model_names
+from workers import registry
+from workers.weights import weights_problem
 
 log = logging.getLogger(__name__)
 
@@ -27,29 +29,42 @@ def choose_models(sender, **kwargs):
     if settings.WEBHOOK_QUEUE in consumed:
         _check_io_worker(consumed)
         return
-    names = worker_model_names(consumed)
-    problems = [f"{name}: {problem}" for name, problem in model_problems(names)]
+    repo = repository()
+    # A broken folder may be a model meant for this worker: never start without it silently.
+    problems = [f"{repo.folder / name}: {problem}" for name, problem in repo.problems.items()]
+    installed = {
+        name for name, spec in repo.specs.items() if spec.queue in consumed and not weights_problem(spec)
+    }
+    names = list(settings.WORKER_MODELS) or sorted(installed)
+    for name in names:
+        if name not in repo.specs:
+            problems.append(
+                f"{name}: no such model in {repo.folder}; there: {', '.join(repo.specs) or 'none'}"
+            )
+        elif problem := weights_problem(repo.specs[name]):
+            problems.append(f"{name}: {problem}")
+    if problems:
+        _refuse(problems)
+    queues = sorted({repo.specs[name].queue for name in names})
     if not names:
         problems.append(
             f"no model to serve on queues {sorted(consumed)}: start the worker with --queues "
             "light (or a heavy model's queue), and install weights with `manage.py fetch_models`"
         )
-    elif not problems and set(queues_for(names)) != consumed:
+    elif set(queues) != consumed:
         problems.append(
-            f"models {names} are routed to queues {queues_for(names)}, but this worker consumes "
-            f"{sorted(consumed)}: start it with --queues {','.join(queues_for(names))}"
+            f"models {names} are routed to queues {queues}, but this worker consumes "
+            f"{sorted(consumed)}: start it with --queues {','.join(queues)}"
         )
-    elif not problems:
+    elif unserved := installed - set(names):
         # Every job on a consumed queue must find its model here, or it would fail.
-        unserved = set(installed_models_of(consumed)) - set(names)
-        if unserved:
-            problems.append(
-                f"queues {sorted(consumed)} also carry jobs for {sorted(unserved)}, which "
-                "WORKER_MODELS leaves out: add them, or leave WORKER_MODELS unset"
-            )
+        problems.append(
+            f"queues {sorted(consumed)} also carry jobs for {sorted(unserved)}, which "
+            "WORKER_MODELS leaves out: add them, or leave WORKER_MODELS unset"
+        )
     if problems:
         _refuse(problems)
-    _served[:] = names
+    _served[:] = [repo.specs[name] for name in names]
 
 
 def _check_io_worker(consumed):
@@ -80,16 +95,23 @@ def load_models(**kwargs):
     # the parent (an interpreter's threads do not survive fork) and never per task.
     connections.close_all()  # never share the parent's database sockets
     try:
-        registry.load_engines(_served)
+        registry.load_models(_served)
     except Exception:
         # A bad weight file fails the same way every time: stop the whole worker, with the
         # reason in its log, instead of letting the pool restart this process forever.
         log.critical("worker cannot start: loading %s failed", _served, exc_info=True)
         os.kill(os.getppid(), signal.SIGTERM)
         os._exit(1)
-    log.info("worker process ready with models: %s", ", ".join(registry.loaded_names()))
-    if _served:  # loaded and warmed up: now /readyz may count this process
-        readiness.announce(_node[0], registry.loaded_names())
+    loaded = registry.loaded()
+    log.info("worker process ready with models: %s", ", ".join(model.spec.name for model in loaded))
+    if loaded:  # loaded and warmed up: now the web may route jobs here
+        serving.announce(_node[0], loaded)
+
+
+@worker_process_shutdown.connect
+def stop_announcing(**kwargs):
+    if _node and registry.loaded():
+        serving.withdraw(_node[0])
 
 
 @worker_ready.connect

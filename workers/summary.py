@@ -35,3 +35,14 @@ def instance_summary(instances, height, width, labels):
             }
         )
     return {"image_size": [width, height], "instances": items}
+
+
+def matte_summary(alpha, labels):
+    """`alpha`: the matte's 8-bit levels. The foreground is the pixels above half (127)."""
+    height, width = alpha.shape
+    return {
+        "image_size": [width, height],
+        "foreground": labels[0],
+        "foreground_fraction": round(float((alpha > 127).mean()), 6),
+        "mean_alpha": round(float(alpha.mean()) / 255.0, 6),
+    }

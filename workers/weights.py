@@ -1,4 +1,4 @@
-"""Install weight files into SEGMENT_MODELS_DIR from a folder or URL, verified by sha256.
+"""Install a model's weight file into its folder, from a folder or URL, verified by sha256.
 
 A file is written to a temporary name and renamed only once its checksum matches, so a
 worker never sees a half-copied or corrupt weight file under the real name.
@@ -26,28 +26,37 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def is_installed(weight, models_dir):
-    path = Path(models_dir) / weight.filename
-    if not path.is_file() or (weight.size is not None and path.stat().st_size != weight.size):
-        return False
-    # Files without a published checksum are checked layer by layer when a worker loads them.
-    return weight.sha256 is None or sha256_of(path) == weight.sha256
+def weights_problem(spec):
+    """Why the spec's weight file cannot be used (missing, wrong size, wrong sha256), or None.
+
+    Files without a published checksum are checked layer by layer when a worker loads them.
+    """
+    weight, path = spec.weights, spec.weights_path()
+    if not path.is_file():
+        return (
+            f"{path} is missing: run `python manage.py fetch_models --models {spec.name}` (from {weight.url})"
+        )
+    size = path.stat().st_size
+    if weight.size is not None and size != weight.size:
+        return f"{path} has {size} bytes; weights.size says {weight.size}"
+    if weight.sha256 is not None and (digest := sha256_of(path)) != weight.sha256:
+        return f"{path} has sha256 {digest}; weights.sha256 says {weight.sha256}"
+    return None
 
 
-def install(weight, models_dir, source=None, progress=True):
-    """Install one weight file; returns where it came from. Raises FetchError."""
-    models_dir = Path(models_dir)
-    models_dir.mkdir(parents=True, exist_ok=True)
-    target = models_dir / weight.filename
+def install(spec, source=None, progress=True):
+    """Install one model's weight file into its folder; returns where it came from.
+
+    Raises FetchError."""
+    weight = spec.weights
+    target = spec.weights_path()
     partial = target.with_name(target.name + ".part")
     origin = _open_source(weight, source)
     try:
         with (
             origin["stream"] as stream,
             open(partial, "wb") as out,
-            tqdm(
-                total=weight.size, unit="B", unit_scale=True, desc=weight.filename, disable=not progress
-            ) as bar,
+            tqdm(total=weight.size, unit="B", unit_scale=True, desc=weight.file, disable=not progress) as bar,
         ):
             for chunk in iter(lambda: stream.read(CHUNK), b""):
                 out.write(chunk)
@@ -55,7 +64,7 @@ def install(weight, models_dir, source=None, progress=True):
         digest = sha256_of(partial)
         if weight.sha256 is not None and digest != weight.sha256:
             raise FetchError(
-                f"{weight.filename} from {origin['where']} has sha256 {digest}, expected {weight.sha256}"
+                f"{weight.file} from {origin['where']} has sha256 {digest}, expected {weight.sha256}"
             )
         partial.replace(target)
     finally:
@@ -66,12 +75,12 @@ def install(weight, models_dir, source=None, progress=True):
 def _open_source(weight, source):
     if source and not _is_url(source):
         return _open_local(weight, Path(source))
-    url = f"{source.rstrip('/')}/{weight.filename}" if source else weight.url
+    url = f"{source.rstrip('/')}/{weight.file}" if source else weight.url
     try:
         return {"stream": urllib.request.urlopen(url, timeout=30), "where": url}
     except (urllib.error.URLError, OSError) as exc:
         raise FetchError(
-            f"could not download {weight.filename} from {url}: {getattr(exc, 'reason', exc)}. "
+            f"could not download {weight.file} from {url}: {getattr(exc, 'reason', exc)}. "
             f"Download it by hand and run `fetch_models --source DIR` with the folder holding it."
         ) from None
 
@@ -80,9 +89,9 @@ def _open_local(weight, folder):
     if not folder.is_dir():
         raise FetchError(f"--source {folder} is not a folder")
     # Publishers' archives nest files in per-model folders; accept any depth.
-    found = next((p for p in sorted(folder.rglob(weight.filename)) if p.is_file()), None)
+    found = next((p for p in sorted(folder.rglob(weight.file)) if p.is_file()), None)
     if found is None:
-        raise FetchError(f"{weight.filename} is not in {folder}; get it from {weight.url}")
+        raise FetchError(f"{weight.file} is not in {folder}; get it from {weight.url}")
     return {"stream": open(found, "rb"), "where": str(found)}
 
 

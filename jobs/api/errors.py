@@ -14,6 +14,8 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from jobs.lifecycle.resolver import ModelRefused
+
 log = logging.getLogger(__name__)
 
 
@@ -56,6 +58,15 @@ def job_deleted():
     )
 
 
+def model_refused(refusal):
+    """The resolver's refusal of a request's model, as every endpoint answers it."""
+    headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else None
+    error = APIError(refusal.code, refusal.message, refusal.status, headers)
+    if refusal.status == status.HTTP_400_BAD_REQUEST:  # the request's own `model` is at fault
+        error.extra = {"fields": {"model": [refusal.message]}}
+    return error
+
+
 def error_body(code, message, **extra):
     return {"error": {"code": code, "message": message, **extra}}
 
@@ -71,6 +82,8 @@ def exception_handler(exc, context):
         exc = APIError(
             "upload_too_large", "The request body is too large.", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
         )
+    elif isinstance(exc, ModelRefused):
+        exc = model_refused(exc)
     elif isinstance(exc, SuspiciousOperation):  # too many form fields or files, a bad multipart
         exc = APIError("malformed_request", f"The request was refused: {exc}")
     response = drf_exception_handler(exc, context)

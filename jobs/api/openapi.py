@@ -9,6 +9,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
+from core.specs import TASKS
+
 
 class ErrorDetail(serializers.Serializer):
     code = serializers.CharField(help_text="stable and machine-readable, e.g. invalid_image")
@@ -51,7 +53,8 @@ DESCRIPTIONS = {
     415: "The image format or the request's content type is not supported.",
     429: "Too many requests, or too many jobs waiting (yours or the service's): retry after Retry-After.",
     502: "The job failed in its worker; `code` says why.",
-    503: "The job queue is unavailable, or too many requests are waiting: retry later.",
+    503: "The job queue is unavailable, no live worker serves the model (`model_unavailable`), or too "
+    "many requests are waiting: retry after Retry-After.",
 }
 
 SUBMIT_ERRORS = (400, 401, 409, 413, 415, 503)
@@ -92,20 +95,22 @@ MODEL_LIST = inline_serializer(
             "Model",
             {
                 "name": serializers.CharField(),
-                "task": serializers.ChoiceField(choices=["semantic", "instance"]),
+                "task": serializers.ChoiceField(choices=TASKS),
                 "description": serializers.CharField(),
                 "labels": serializers.ListField(child=serializers.CharField()),
                 "input_size": serializers.ListField(child=serializers.IntegerField()),
+                "runtime": serializers.CharField(help_text="litert, onnx or pixellib"),
+                "licence": serializers.CharField(),
                 "weights": inline_serializer(
                     "ModelWeights",
                     {
-                        "present": serializers.BooleanField(),
-                        "detail": serializers.CharField(
-                            allow_null=True, help_text="why the weights are missing"
+                        "file": serializers.CharField(),
+                        "sha256": serializers.CharField(
+                            allow_null=True, help_text="of the file a live worker loaded, else the spec's"
                         ),
-                        "licence": serializers.CharField(),
                     },
                 ),
+                "available": serializers.BooleanField(help_text="whether a live worker serves it now"),
                 "workers": serializers.ListField(child=serializers.CharField()),
                 "default": serializers.BooleanField(),
             },

@@ -20,7 +20,6 @@ quarter second, and after an error the cache leaves Redis alone for a few second
 that even a hung Redis leaves reads costing about what they did without the cache.
 """
 
-import hashlib
 import json
 import logging
 import re
@@ -34,6 +33,7 @@ from django.db import transaction
 from django.http import HttpResponse
 from rest_framework.renderers import JSONRenderer
 
+from core import redis_keys
 from core.redis_clients import quick_redis_client
 from jobs.api.throttling import TokenRateThrottle
 
@@ -77,16 +77,9 @@ def _redis(operation):
         return None
 
 
-def _entry_key(job_id):
-    return f"segment:status:{job_id}"
-
-
-def _generation_key(job_id):
-    return f"segment:status-gen:{job_id}"
-
-
-def _token_key(key):
-    return "segment:status-token:" + hashlib.sha256(key.encode()).hexdigest()
+_entry_key = redis_keys.status
+_generation_key = redis_keys.status_generation
+_token_key = redis_keys.status_token
 
 
 def generation(job_id):

@@ -13,11 +13,11 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.api import readcache
-from jobs.api.errors import APIError, job_deleted
+from jobs.api import readcache, submission
+from jobs.api.backpressure import check_capacity
+from jobs.api.errors import APIError
 from jobs.api.files import job_file_names, token_is_valid
 from jobs.api.filters import JobFilter
-from jobs.api.liveness import live_queues
 from jobs.api.openapi import (
     FILE_PARAMETERS,
     FILE_RESPONSES,
@@ -27,14 +27,13 @@ from jobs.api.openapi import (
     errors,
 )
 from jobs.api.serializers import AccountSerializer, JobCreateSerializer, JobSerializer
-from jobs.api.uploads import check_content_length, decode_upload, queue_unavailable
+from jobs.api.uploads import check_content_length, decode_upload
 from jobs.lifecycle import services
-from jobs.lifecycle.backpressure import check_capacity
-from jobs.lifecycle.services import BrokerUnavailable, DuplicateSubmit, delete_job
+from jobs.lifecycle.resolver import catalog, default_models
+from jobs.lifecycle.services import DuplicateSubmit, delete_job
 from jobs.lifecycle.storage import job_file_path
-from jobs.lifecycle.waiting import wait_until_finished, waiting_slot
+from jobs.lifecycle.waiting import waiting_slot
 from jobs.models import Job, WebhookSecret
-from workers.catalog import MODELS, default_models
 
 
 @extend_schema_view(
@@ -110,21 +109,18 @@ class JobViewSet(
         data = serializer.validated_data
         webhook_url, webhook_events = serializer.webhook()
         try:
-            job = services.create_job(
+            job = submission.create(
                 request.user,
                 upload,
                 decoded,
-                data["task"],
-                data["model"],
+                data["spec"],
                 serializer.job_options(),
-                webhook_url,
-                webhook_events,
-                idempotency_key,
+                webhook_url=webhook_url,
+                webhook_events=webhook_events,
+                idempotency_key=idempotency_key,
             )
         except DuplicateSubmit as duplicate:
             return _replay(request, duplicate.job)
-        except BrokerUnavailable:
-            raise queue_unavailable() from None
 
         # 4. Answer now, or once the job has finished if the client asked to wait (and
         #    this process has a waiting slot left; if not, answer now).
@@ -132,10 +128,7 @@ class JobViewSet(
         if wait:
             with waiting_slot() as free:
                 if free:
-                    wait_until_finished(job.id, wait)
-                    job = self.get_queryset().filter(pk=job.pk).first()
-                    if job is None:
-                        raise job_deleted()
+                    job = submission.wait_for(job, wait)
                     if prefer_header:
                         headers["Preference-Applied"] = f"wait={wait}"
         body = JobSerializer(job, context={"request": request}).data
@@ -192,27 +185,31 @@ def _requested_wait(request):
 
 
 class ModelListView(APIView):
-    """Every model: its weights' state, the live workers serving it, and the defaults."""
+    """Every known model: its spec's facts, the live workers serving it, and the defaults."""
 
-    @extend_schema(summary="The models", responses={200: MODEL_LIST, **errors([401])})
+    @extend_schema(summary="The models", responses={200: MODEL_LIST, **errors([401, 503])})
     def get(self, request):
-        defaults = default_models()
-        serving = live_queues()
-        models = []
-        for spec in MODELS.values():
-            present, detail = spec.weights_status()
-            models.append(
-                {
-                    "name": spec.name,
-                    "task": spec.task,
-                    "description": spec.description,
-                    "labels": list(spec.labels),
-                    "input_size": list(spec.input_size),
-                    "weights": {"present": present, "detail": detail, "licence": spec.weights.licence},
-                    "workers": serving.get(spec.queue, []),
-                    "default": defaults[spec.task] == spec.name,
-                }
-            )
+        entries = catalog()
+        defaults = default_models(entries)
+        models = [
+            {
+                "name": name,
+                "task": entry.spec.task,
+                "description": entry.spec.description,
+                "labels": list(entry.spec.labels),
+                "input_size": [entry.spec.input.width, entry.spec.input.height],
+                "runtime": entry.spec.runtime,
+                "licence": entry.spec.licence,
+                "weights": {
+                    "file": entry.spec.weights.file,
+                    "sha256": entry.sha256 or entry.spec.weights.sha256,
+                },
+                "available": bool(entry.workers),
+                "workers": entry.workers,
+                "default": defaults.get(entry.spec.task) == name,
+            }
+            for name, entry in entries.items()
+        ]
         return Response({"models": models, "defaults": defaults})
 
 

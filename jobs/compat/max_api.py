@@ -11,17 +11,18 @@ import numpy as np
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from PIL import Image
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.api.errors import APIError, exception_handler
+from core.specs import SEMANTIC
+from jobs.api.errors import exception_handler
 from jobs.api.openapi import SYNC_ERRORS, MAXError, errors
 from jobs.api.uploads import check_content_length, decode_upload
 from jobs.compat.auth import AUTHENTICATION_CLASSES
 from jobs.compat.sync import read_output, run_to_completion
-from workers.catalog import MODELS, SEMANTIC
+from jobs.lifecycle.resolver import ModelRefused, resolve
 
 MODEL_TYPES = {"mobile": "deeplabv3_mnv2_pascal", "full": "deeplabv3plus_xception_pascal"}
 
@@ -58,24 +59,20 @@ class MAXView(APIView):
 
 
 def resolve_model(requested=None):
-    """The semantic model a MAX request runs: its `model`, else MAX_MODEL_TYPE."""
-    name = MODEL_TYPES.get(requested or settings.MAX_MODEL_TYPE, requested)
-    if not requested and name == MODEL_TYPES["full"] and not MODELS[name].weights_status()[0]:
-        name = MODEL_TYPES["mobile"]  # `full` without its weights: serve what is installed
-    spec = MODELS.get(name)
-    if spec is None or spec.task != SEMANTIC:
-        semantic = ", ".join(n for n, s in MODELS.items() if s.task == SEMANTIC)
-        raise APIError("unknown_model", f"model must be mobile, full or one of: {semantic}")
-    if not spec.weights_status()[0]:
-        if requested:
-            raise APIError("model_unavailable", f"model {name!r} is not installed on this server")
-        # The server's own configuration is at fault, not the request.
-        raise APIError(
-            "model_unavailable",
-            f"this server's model {name!r} is not installed",
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
-    return spec
+    """The semantic model a MAX request runs: its `model`, else MAX_MODEL_TYPE's.
+
+    `full` configured but served by no live worker falls back to `mobile`: the operator
+    asked for the best model there is, not for a 503 while the heavy worker starts.
+    """
+    if requested:
+        return resolve(SEMANTIC, MODEL_TYPES.get(requested, requested))
+    name = MODEL_TYPES[settings.MAX_MODEL_TYPE]
+    try:
+        return resolve(SEMANTIC, name)
+    except ModelRefused as refusal:
+        if name == MODEL_TYPES["full"] and refusal.code == "model_unavailable":
+            return resolve(SEMANTIC, MODEL_TYPES["mobile"])
+        raise
 
 
 def max_size(width, height):
@@ -123,7 +120,7 @@ class PredictView(MAXView):
         spec = resolve_model(form.validated_data.get("model"))
         upload = form.validated_data["image"]
         decoded = decode_upload(upload)
-        job = run_to_completion(request, upload, decoded, SEMANTIC, spec.name)
+        job = run_to_completion(request, upload, decoded, spec)
         mask = Image.open(io.BytesIO(read_output(job, "mask")))
         size = max_size(*mask.size)
         seg_map = np.asarray(mask.resize(size, Image.NEAREST)).tolist()

@@ -17,13 +17,14 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.specs import INSTANCE, SEMANTIC
 from jobs.api.errors import APIError
 from jobs.api.openapi import SYNC_ERRORS, errors
 from jobs.api.parsers import JSONParser
 from jobs.api.uploads import body_limit, check_content_length, decode_upload
 from jobs.compat.auth import AUTHENTICATION_CLASSES
 from jobs.compat.sync import read_output, run_to_completion
-from workers.catalog import INSTANCE, MODELS, SEMANTIC, default_models
+from jobs.lifecycle.resolver import resolve
 
 _DATA_URL = re.compile(r"^\s*data:[^,]{0,100},")
 _WHITESPACE = re.compile(r"\s+")
@@ -80,12 +81,10 @@ class _SegmentView(APIView):
         check_content_length(request, body_limit())
         form = PixelLibRequest(data=request.data)
         form.is_valid(raise_exception=True)
-        model = form.validated_data.get("model") or default_models()[self.task]
-        if model not in MODELS or MODELS[model].task != self.task or not MODELS[model].weights_status()[0]:
-            raise APIError("unknown_model", f"{model!r} is not an installed {self.task} model")
+        spec = resolve(self.task, form.validated_data.get("model"))
         upload = SimpleUploadedFile("upload", decode_base64(form.validated_data["image"]))
         decoded = decode_upload(upload)
-        job = run_to_completion(request, upload, decoded, self.task, model)
+        job = run_to_completion(request, upload, decoded, spec)
         overlay = read_output(job, "overlay")
         return Response({"output_image": encode_like(overlay, decoded.format)}, status=status.HTTP_200_OK)
 

@@ -5,13 +5,12 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from rest_framework import status
 
+from jobs.api import submission
+from jobs.api.backpressure import check_capacity
 from jobs.api.errors import APIError, job_deleted
 from jobs.api.links import absolute_url
-from jobs.api.uploads import queue_unavailable
-from jobs.lifecycle.backpressure import check_capacity
-from jobs.lifecycle.services import BrokerUnavailable, create_job
 from jobs.lifecycle.storage import job_file_path
-from jobs.lifecycle.waiting import wait_until_finished, waiting_slot
+from jobs.lifecycle.waiting import waiting_slot
 from jobs.models import Job
 
 # A synchronous client would rather wait a moment for a slot than be told to retry.
@@ -35,7 +34,7 @@ def job_url(request, job):
     return absolute_url(request, reverse("job-detail", kwargs={"pk": job.id}))
 
 
-def run_to_completion(request, upload, decoded, task, model):
+def run_to_completion(request, upload, decoded, spec):
     """Queue a job as the API does and wait for it; return it succeeded, or raise."""
     with waiting_slot(SLOT_WAIT_SECONDS) as free:
         if not free:  # checked before the job exists, so no job is left behind unwatched
@@ -46,15 +45,8 @@ def run_to_completion(request, upload, decoded, task, model):
                 headers={"Retry-After": "5"},
             )
         check_capacity(request.user)
-        try:
-            job = create_job(request.user, upload, decoded, task, model, options={})
-        except BrokerUnavailable:
-            raise queue_unavailable() from None
-        wait_until_finished(job.id, settings.COMPAT_TIMEOUT)
-    try:
-        job.refresh_from_db()
-    except Job.DoesNotExist:
-        raise job_deleted() from None
+        job = submission.create(request.user, upload, decoded, spec, options={})
+        job = submission.wait_for(job, settings.COMPAT_TIMEOUT)
     if job.status == Job.Status.SUCCEEDED:
         return job
     if job.status in Job.ACTIVE:

@@ -11,7 +11,6 @@ from kombu.exceptions import OperationalError
 from jobs.lifecycle.storage import delete_job_files
 from jobs.models import Job
 from jobs.ops import metrics
-from workers.catalog import get_spec
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +34,10 @@ class DuplicateSubmit(Exception):
         self.job = job
 
 
-def create_job(
-    owner, upload, decoded, task, model, options, webhook_url="", webhook_events=(), idempotency_key=""
-):
+def create_job(owner, upload, decoded, spec, options, webhook_url="", webhook_events=(), idempotency_key=""):
     """Store the upload, commit the row, then queue the job.
 
-    Called outside any transaction (the API runs in autocommit): the worker must find the
+    `spec` is the model's, as the resolver answered it. Called outside any transaction (the API runs in autocommit): the worker must find the
     committed row when the message arrives. Enqueueing explicitly after the commit, rather
     than in an on_commit hook, lets a broker failure reach the caller as BrokerUnavailable.
     The caller looks the idempotency key up first (job_with_key); two retries racing past
@@ -48,8 +45,9 @@ def create_job(
     """
     job = Job(
         owner=owner,
-        task=task,
-        model=model,
+        task=spec.task,
+        model=spec.name,
+        queue=spec.queue,
         options=options,
         input_name=Path(upload.name or "").name[:255],
         input_width=decoded.width,
@@ -96,9 +94,7 @@ def enqueue(job):
     whose send failed as stale and sends it again (jobs/reaper.py).
     """
     try:
-        current_app.send_task(
-            SEGMENT_TASK, args=[str(job.id)], task_id=str(job.id), queue=get_spec(job.model).queue
-        )
+        current_app.send_task(SEGMENT_TASK, args=[str(job.id)], task_id=str(job.id), queue=job.queue)
     except OperationalError as exc:
         log.error("could not queue job %s: %s", job.id, exc)
         raise BrokerUnavailable(job) from exc

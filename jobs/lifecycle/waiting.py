@@ -18,6 +18,7 @@ import redis
 from django.conf import settings
 from django.db import connection, transaction
 
+from core import redis_keys
 from core.redis_clients import redis_client
 from jobs.models import Job
 
@@ -33,8 +34,7 @@ def _slots():
     return threading.BoundedSemaphore(settings.MAX_WAITING_REQUESTS)
 
 
-def channel(job_id):
-    return f"segment:job-finished:{job_id}"
+channel = redis_keys.job_finished
 
 
 def publish_if_finished(job):

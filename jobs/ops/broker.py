@@ -12,11 +12,12 @@ import logging
 import redis
 from django.conf import settings
 
+from core import redis_keys
 from core.redis_clients import redis_client
 
 log = logging.getLogger(__name__)
 
-MARKER = "segment:broker-marker"
+MARKER = redis_keys.BROKER_MARKER
 
 
 def is_redis(url):

@@ -13,9 +13,8 @@ from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from jobs.api.errors import error_body
+from jobs.lifecycle.resolver import default_models, known_models
 from jobs.ops.metrics import Collector
-from workers import readiness
-from workers.catalog import MODELS, default_models
 
 
 @require_safe
@@ -25,25 +24,21 @@ def healthz(request):
 
 @require_safe
 def readyz(request):
-    """200 once the database and the broker answer and every default model (what a job
-    naming no model gets) has a live worker that loaded and warmed it up; 503 otherwise,
-    with every check's result so the operator sees which one failed."""
+    """200 once the database and the broker answer and every task has a model that a live
+    worker loaded and warmed up (so a job naming no model can run); 503 otherwise, with
+    every check's result so the operator sees which one failed."""
     checks = {"database": _check_database(), "broker": _check_broker()}
-    try:
-        served = readiness.ready_workers()
-    except redis.RedisError:
-        served = {}
-    required = set(default_models().values())
+    entries = known_models()
+    defaults = default_models(entries)
+    required = set(defaults.values())
     models = {
-        name: {
-            "installed": spec.weights_status()[0],
-            "workers": served.get(name, []),
-            "required": name in required,
-        }
-        for name, spec in MODELS.items()
+        name: {"task": entry.spec.task, "workers": entry.workers, "required": name in required}
+        for name, entry in entries.items()
     }
-    ready = all(check["ok"] for check in checks.values()) and all(
-        models[name]["workers"] for name in required
+    ready = (
+        all(check["ok"] for check in checks.values())
+        and bool(required)
+        and all(models[name]["workers"] for name in required)
     )
     body = {"status": "ready" if ready else "not_ready", "checks": {**checks, "models": models}}
     return JsonResponse(body, status=200 if ready else 503)

@@ -15,15 +15,14 @@ from django.db import transaction
 from kombu.transport.redis import Channel
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from core import redis_keys
 from core.redis_clients import redis_client
+from jobs.lifecycle.resolver import known_models
 from jobs.ops.broker import is_redis
-from workers.catalog import MODELS
 
 log = logging.getLogger(__name__)
 
-JOBS = "segment:metrics:jobs"  # "created|model" or "<status>|model" -> count
-SECONDS = "segment:metrics:seconds"  # "<histogram>|model|<le>" -> count, "...|sum" -> seconds
-WEBHOOKS = "segment:metrics:webhooks"  # outcome -> count
+JOBS, SECONDS, WEBHOOKS = redis_keys.METRICS_JOBS, redis_keys.METRICS_SECONDS, redis_keys.METRICS_WEBHOOKS
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 HISTOGRAMS = {
     "queue_wait": "Seconds from submit to the start of the attempt that succeeded",
@@ -121,7 +120,7 @@ def _queue_depths(broker):
     options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
     prefix = options.get("global_keyprefix", "")
     steps = options.get("priority_steps", Channel.priority_steps)
-    for queue in sorted({spec.queue for spec in MODELS.values()} | {settings.WEBHOOK_QUEUE}):
+    for queue in sorted({entry.spec.queue for entry in known_models().values()} | {settings.WEBHOOK_QUEUE}):
         # kombu keeps each priority of a queue in a list of its own (Channel._q_for_pri).
         keys = [prefix + queue + (f"{Channel.sep}{step}" if step else "") for step in steps]
         depth.add_metric([queue], sum(broker.llen(key) for key in keys))

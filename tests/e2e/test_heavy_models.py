@@ -16,9 +16,10 @@ import pytest
 import requests
 from PIL import Image
 
+from core.repository import scan
 from jobs.models import Job
 from tests.conftest import eval_photo
-from workers.catalog import MODELS
+from tests.fixtures.repository import copy_models
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -28,11 +29,8 @@ HEAVY = ["deeplabv3plus_xception_pascal", "mask_rcnn_coco"]
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
-    """The installed light weights plus random-weight heavy files, in one folder."""
-    folder = tmp_path_factory.mktemp("models")
-    for spec in MODELS.values():
-        if spec.name not in HEAVY:
-            (folder / spec.weights.filename).symlink_to(spec.weights_path())
+    """The shipped model folders with the light weights, plus random-weight heavy files."""
+    folder = copy_models(tmp_path_factory.mktemp("models"))
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
     subprocess.run(
         [sys.executable, "-m", "tests.fixtures.heavy_weights", str(folder)],
@@ -54,7 +52,8 @@ def heavy_settings(settings, models_dir):
 
 def heavy_worker(start_worker, models_dir, names):
     env = {"SEGMENT_MODELS_DIR": str(models_dir), "WORKER_MODELS": ",".join(names)}
-    queues = ",".join(MODELS[name].queue for name in names)
+    specs = scan(models_dir).specs
+    queues = ",".join(specs[name].queue for name in names)
     return start_worker(
         "heavy-" + "-".join(n.split("_")[0] for n in names), queues=queues, env=env, timeout=240
     )
@@ -167,14 +166,17 @@ def refused_log(
 
 
 def test_a_worker_refuses_to_start_with_a_wrong_or_missing_weight_file(start_worker, models_dir, tmp_path):
-    wrong = tmp_path / "wrong"
-    wrong.mkdir()
-    (wrong / "mask_rcnn_coco.h5").symlink_to(models_dir / "deeplabv3_xception_tf_dim_ordering_tf_kernels.h5")
+    wrong = copy_models(tmp_path / "wrong", ["mask_rcnn_coco"], weights=False)
+    (wrong / "mask_rcnn_coco" / "mask_rcnn_coco.h5").symlink_to(
+        models_dir / "deeplabv3plus_xception_pascal" / "deeplabv3_xception_tf_dim_ordering_tf_kernels.h5"
+    )
     # The pool process's failed load stops the whole worker.
     log = refused_log(start_worker, "wrong-weights", wrong)
     assert "does not fit" in log and "mask_rcnn_coco.h5" in log
 
-    log = refused_log(start_worker, "no-weights", tmp_path / "empty")
+    log = refused_log(
+        start_worker, "no-weights", copy_models(tmp_path / "bare", ["mask_rcnn_coco"], weights=False)
+    )
     assert "mask_rcnn_coco.h5 is missing" in log and "PixelLib/releases" in log
 
     log = refused_log(start_worker, "wrong-queue", models_dir, queues="light")
@@ -183,4 +185,4 @@ def test_a_worker_refuses_to_start_with_a_wrong_or_missing_weight_file(start_wor
     log = refused_log(
         start_worker, "half-a-queue", models_dir, queues="light", models="deeplabv3_mnv2_pascal"
     )
-    assert "also carry jobs for ['yolov8n_seg_coco']" in log
+    assert "also carry jobs for [" in log and "'yolov8n_seg_coco'" in log

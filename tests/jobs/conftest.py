@@ -7,6 +7,12 @@ import pytest
 from tests.jobs.receivers import ScriptedReceiver, SilentReceiver
 
 
+@pytest.fixture(autouse=True)
+def light_worker_announced(served_models):
+    """Every test here talks to the API as if a light worker were up (see served_models)."""
+    return served_models
+
+
 @pytest.fixture
 def allow_local(settings):
     """Let webhooks go to 127.0.0.1, where the test receivers listen."""

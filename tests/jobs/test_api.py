@@ -3,7 +3,9 @@ import uuid
 import pytest
 from django.core.files.storage import default_storage
 
+from core.repository import local_specs
 from jobs.models import Job
+from tests.conftest import light_specs
 from tests.jobs.helpers import assert_error, submit
 from tests.odd_images import cases
 
@@ -182,17 +184,31 @@ def test_file_urls_are_signed_and_expire(alice, anonymous, sent, settings):
     assert_error(anonymous.get(signed), 404)
 
 
-def test_models_lists_every_engine_with_weights_state_and_defaults(alice, settings, tmp_path):
+def test_models_lists_every_model_with_the_workers_serving_it_and_the_defaults(alice):
     body = alice.get("/api/v1/models/").json()
     by_name = {m["name"]: m for m in body["models"]}
-    assert body["defaults"] == {"semantic": "deeplabv3_mnv2_pascal", "instance": "yolov8n_seg_coco"}
+    assert body["defaults"] == {
+        "instance": "yolov8n_seg_coco",
+        "matte": "selfie_segmentation_mediapipe",
+        "semantic": "deeplabv3_mnv2_pascal",
+    }
     voc = by_name["deeplabv3_mnv2_pascal"]
     assert voc["task"] == "semantic" and voc["labels"][15] == "person" and voc["input_size"] == [513, 513]
-    assert voc["weights"]["present"] is True and voc["default"] is True
+    assert voc["available"] is True and voc["workers"] == ["api-tests@localhost"] and voc["default"] is True
+    assert voc["licence"] == "Apache-2.0" and voc["weights"]["sha256"].startswith("350af47f")
     assert len(by_name["yolov8n_seg_coco"]["labels"]) == 80
-    settings.SEGMENT_MODELS_DIR = tmp_path
-    missing = alice.get("/api/v1/models/").json()["models"][0]["weights"]
-    assert missing["present"] is False and "fetch_models" in missing["detail"]
+    assert by_name["selfie_segmentation_mediapipe"]["task"] == "matte"
+    # Known from its folder alone: listed, but no worker serves it.
+    heavy = by_name["mask_rcnn_coco"]
+    assert heavy["available"] is False and heavy["workers"] == [] and heavy["default"] is False
+
+
+def test_a_model_a_worker_announces_is_listed_without_its_folder_here(alice, settings, tmp_path):
+    announced = {spec.name for spec in light_specs()}
+    settings.SEGMENT_MODELS_DIR = tmp_path  # the web host has no model folder at all
+    models = alice.get("/api/v1/models/").json()["models"]
+    assert {m["name"] for m in models} == announced
+    assert all(m["available"] and m["labels"] for m in models)
 
 
 def test_method_not_allowed_is_json(alice):
@@ -218,33 +234,23 @@ def test_too_many_classes_is_a_400(alice, sent):
     assert_error(submit(alice, "semantic", classes=",".join(["person"] * 101)), 400, "invalid_request")
 
 
-@pytest.fixture
-def heavy_installed(settings, tmp_path):
-    """The light weights plus (placeholder) heavy weight files in the models folder."""
-    from workers.catalog import MODELS
-
-    for spec in MODELS.values():
-        target = tmp_path / spec.weights.filename
-        if spec.optional:
-            target.write_bytes(b"placeholder")
-        else:
-            target.symlink_to(spec.weights_path())
-    settings.SEGMENT_MODELS_DIR = tmp_path
-    return tmp_path
-
-
-def test_the_default_model_is_the_heavy_one_once_its_weights_are_installed(alice, sent, heavy_installed):
+def test_the_default_model_is_the_heavy_one_while_a_worker_serves_it(alice, sent, served_models):
+    heavy = [spec for spec in local_specs().values() if spec.weights.optional]
+    served_models(heavy, worker="heavy@localhost")
     assert submit(alice, "semantic").json()["model"] == "deeplabv3plus_xception_pascal"
     body = submit(alice, "instance").json()
     assert body["model"] == "mask_rcnn_coco"
     assert sent.calls[-1]["queue"] == "mask_rcnn_coco"
+    assert Job.objects.get(pk=body["id"]).queue == "mask_rcnn_coco"
     assert alice.get("/api/v1/models/").json()["defaults"]["instance"] == "mask_rcnn_coco"
 
 
-def test_a_model_whose_weights_are_not_installed_is_refused(alice, sent):
-    error = assert_error(submit(alice, "instance", model="mask_rcnn_coco"), 400, "model_unavailable")
-    assert "not installed" in error["message"]
-    assert Job.objects.count() == 0
+def test_a_model_no_live_worker_serves_is_a_503_with_retry_after(alice, sent):
+    response = submit(alice, "instance", model="mask_rcnn_coco")
+    error = assert_error(response, 503, "model_unavailable")
+    assert "No live worker serves model 'mask_rcnn_coco'" in error["message"]
+    assert response["Retry-After"] == "30"
+    assert Job.objects.count() == 0 and sent.calls == []
 
 
 def test_a_lost_database_is_a_503_with_retry_after_not_a_500(alice, monkeypatch):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jobs.compat import sync
+from jobs.api import submission
 from jobs.models import Job
 from tests.conftest import eval_photo, gradient, image_bytes
 from tests.jobs.helpers import upload
@@ -25,7 +25,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def inline_worker(engines, sent, monkeypatch):
     """The job runs to its end where the request would wait for a worker."""
-    monkeypatch.setattr(sync, "wait_until_finished", lambda job_id, seconds: run_job(job_id, "inline@test"))
+    monkeypatch.setattr(
+        submission, "wait_until_finished", lambda job_id, seconds: run_job(job_id, "inline@test")
+    )
 
 
 def max_predict(client, data, name="stc.jpg", **fields):
@@ -77,10 +79,12 @@ def test_max_errors_have_maxs_shape(alice, sent):
     assert broken.json() == {"status": "error", "message": broken.json()["message"], "code": "invalid_image"}
     assert (
         max_predict(alice, image_bytes(gradient()), model="yolov8n_seg_coco").json()["code"]
-        == "unknown_model"
+        == "model_task_mismatch"
     )
-    full = max_predict(alice, image_bytes(gradient()), model="full")
-    assert full.status_code == 400 and full.json()["code"] == "model_unavailable"
+    assert max_predict(alice, image_bytes(gradient()), model="nope").json()["code"] == "unknown_model"
+    full = max_predict(alice, image_bytes(gradient()), model="full")  # no live worker serves it
+    assert full.status_code == 503 and full.json()["code"] == "model_unavailable"
+    assert full["Retry-After"] == "30"
     assert Job.objects.count() == 0 and sent.calls == []
 
 
@@ -162,7 +166,9 @@ def test_ios_accepts_the_base64_variants_clients_send(alice, inline_worker, wrap
         ({"image": "===="}, 400, "invalid_base64"),
         ({"picture": "abc"}, 400, "invalid_request"),
         ({"image": 42}, 400, "invalid_image"),  # "42" decodes to one byte, not an image
-        ({"image": "abc", "model": "deeplabv3_mnv2_pascal"}, 400, "unknown_model"),
+        ({"image": "abc", "model": "deeplabv3_mnv2_pascal"}, 400, "model_task_mismatch"),
+        ({"image": "abc", "model": "nope"}, 400, "unknown_model"),
+        ({"image": "abc", "model": "mask_rcnn_coco"}, 503, "model_unavailable"),
     ],
 )
 def test_ios_bad_bodies_are_json_4xx(alice, sent, body, status, code):
@@ -190,7 +196,7 @@ def test_deeply_nested_json_is_a_400_not_a_crash(alice, sent):
 
 def test_a_job_deleted_while_its_request_waits_is_a_409(alice, sent, monkeypatch):
     monkeypatch.setattr(
-        sync, "wait_until_finished", lambda job_id, seconds: Job.objects.filter(pk=job_id).delete()
+        submission, "wait_until_finished", lambda job_id, seconds: Job.objects.filter(pk=job_id).delete()
     )
     response = alice.post("/semantic", ios_body(image_bytes(gradient())), format="json")
     assert response.status_code == 409 and response.json()["error"]["code"] == "job_deleted"

@@ -4,11 +4,12 @@ import pytest
 import redis
 from django.db import OperationalError
 
+from core import redis_keys, serving
+from jobs.lifecycle.resolver import default_models
 from jobs.models import Job
 from jobs.ops import health, metrics
+from tests.conftest import light_specs
 from tests.jobs.helpers import submit
-from workers import readiness
-from workers.catalog import default_models
 
 pytestmark = pytest.mark.django_db
 
@@ -19,9 +20,10 @@ def test_redis(settings):
     in the test database every few seconds."""
     settings.REDIS_URL = settings.REDIS_URL.rsplit("/", 1)[0] + "/11"
     client = redis.Redis.from_url(settings.REDIS_URL)
-    for pattern in (f"{readiness.PREFIX}*", "segment:metrics:*"):
+    for pattern in (f"{redis_keys.SERVING}*", "segment:metrics:*"):
         for key in client.scan_iter(match=pattern):
             client.delete(key)
+    serving.forget()
     return client
 
 
@@ -30,22 +32,41 @@ def test_healthz_answers_without_a_token(anonymous):
     assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
-def test_readyz_is_503_until_a_worker_has_every_default_model_loaded(anonymous, test_redis):
+def test_readyz_is_503_until_a_worker_serves_a_model_of_every_task(anonymous, test_redis, served_models):
     response = anonymous.get("/readyz")
     body = response.json()
     assert response.status_code == 503 and body["status"] == "not_ready"
     assert body["checks"]["database"] == {"ok": True} and body["checks"]["broker"] == {"ok": True}
-    required = set(default_models().values())
-    assert {name for name, model in body["checks"]["models"].items() if model["required"]} == required
+    assert all(model["workers"] == [] for model in body["checks"]["models"].values())
 
-    readiness.publish("light-1@host", sorted(required))
-    body = anonymous.get("/readyz").json()
-    assert body["status"] == "ready"
+    served_models(light_specs(), worker="light-1@host")
+    response = anonymous.get("/readyz")
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "ready"
+    required = {name for name, model in body["checks"]["models"].items() if model["required"]}
+    assert required == set(default_models().values())
+    assert {body["checks"]["models"][name]["task"] for name in required} == {"semantic", "instance", "matte"}
     assert all(body["checks"]["models"][name]["workers"] == ["light-1@host"] for name in required)
+    assert body["checks"]["models"]["mask_rcnn_coco"] == {
+        "task": "instance",
+        "workers": [],
+        "required": False,
+    }
 
 
-def test_readyz_names_the_failed_check(anonymous, test_redis, monkeypatch):
-    readiness.publish("light-1@host", sorted(default_models().values()))
+def test_readyz_is_503_while_a_task_has_no_served_model(anonymous, test_redis, served_models):
+    served_models([spec for spec in light_specs() if spec.task != "matte"], worker="light-1@host")
+    body = anonymous.get("/readyz").json()
+    assert body["status"] == "not_ready"
+    assert body["checks"]["models"]["selfie_segmentation_mediapipe"] == {
+        "task": "matte",
+        "workers": [],
+        "required": True,
+    }
+
+
+def test_readyz_names_the_failed_check(anonymous, test_redis, monkeypatch, served_models):
+    served_models(light_specs(), worker="light-1@host")
 
     def unreachable():
         raise OperationalError("connection refused")
@@ -59,13 +80,14 @@ def test_readyz_names_the_failed_check(anonymous, test_redis, monkeypatch):
 
 
 def test_an_announcement_expires_with_the_process_that_stopped_renewing_it(test_redis):
-    key = readiness.publish("gone@host", ["deeplabv3_mnv2_pascal"], pid=1)
-    assert 0 < test_redis.ttl(key) <= readiness.TTL_SECONDS
+    key = serving.publish("gone@host", [], pid=1)
+    assert 0 < test_redis.ttl(key) <= serving.TTL_SECONDS
 
 
 def test_metrics_count_jobs_and_time_the_succeeded_ones(
-    alice, anonymous, sent, test_redis, django_capture_on_commit_callbacks
+    alice, anonymous, sent, test_redis, served_models, django_capture_on_commit_callbacks
 ):
+    served_models(light_specs())
     with django_capture_on_commit_callbacks(execute=True):
         done, canceled = (Job.objects.get(pk=submit(alice).json()["id"]) for _ in range(2))
         done.claim("w@host")

@@ -23,6 +23,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from core.imageio import ALLOWED_FORMATS, ImageError, decode_image
+from core.repository import local_specs
 from jobs.api.throttling import AddressRateThrottle, TokenRateThrottle
 from jobs.models import Job
 from tests.odd_images import cases
@@ -250,9 +251,11 @@ class APITally:
 
 
 @pytest.fixture
-def fuzzing_api(alice, sent, settings, monkeypatch):
-    """alice, with room for every accepted upload: no queue cap, no rate limit, and the
-    compatible endpoints answer 202 at once instead of waiting for a worker."""
+def fuzzing_api(alice, sent, settings, monkeypatch, served_models):
+    """alice, with room for every accepted upload: no queue cap, no rate limit, every model
+    served (a 503 for a model no worker serves is the server's state, not the request's
+    fault), and the compatible endpoints answer 202 at once instead of waiting."""
+    served_models(local_specs().values(), worker="every-model@localhost")
     settings.MAX_QUEUED_JOBS_PER_USER = settings.MAX_QUEUED_JOBS = 100_000
     settings.COMPAT_TIMEOUT = 0
     for throttle in (TokenRateThrottle, AddressRateThrottle):

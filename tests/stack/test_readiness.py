@@ -6,7 +6,7 @@ import time
 import pytest
 import requests
 
-from workers.readiness import TTL_SECONDS
+from core.serving import TTL_SECONDS
 
 pytestmark = pytest.mark.e2e
 

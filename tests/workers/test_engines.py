@@ -1,10 +1,11 @@
-"""The real models on real photos, in process: what the engines return at original size."""
+"""The real models on real photos, in process: what each returns at the original size."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests.conftest import eval_photo
+from workers import fitting
 
 
 def rgb_of(relative):
@@ -13,20 +14,20 @@ def rgb_of(relative):
 
 def test_deeplab_finds_the_astronaut_at_the_original_size(engines):
     rgb = rgb_of("photos/astronaut.jpg")
-    class_map = engines.get_engine("deeplabv3_mnv2_pascal").infer(rgb, {}).class_map
+    class_map = engines.get_model("deeplabv3_mnv2_pascal").infer(rgb, {}).class_map
     assert class_map.shape == rgb.shape[:2]
     assert (class_map == 15).mean() >= 0.30
 
 
 def test_deeplab_keeps_only_the_requested_classes(engines):
     rgb = rgb_of("photos/astronaut.jpg")
-    class_map = engines.get_engine("deeplabv3_mnv2_pascal").infer(rgb, {"class_ids": [5]}).class_map
+    class_map = engines.get_model("deeplabv3_mnv2_pascal").infer(rgb, {"class_ids": [5]}).class_map
     assert set(np.unique(class_map)) <= {0, 5}
 
 
 def test_deeplab_handles_a_non_square_photo(engines):
     rgb = rgb_of("max/stc.jpg")
-    class_map = engines.get_engine("deeplabv3_mnv2_pascal").infer(rgb, {}).class_map
+    class_map = engines.get_model("deeplabv3_mnv2_pascal").infer(rgb, {}).class_map
     assert class_map.shape == rgb.shape[:2]
     assert (class_map == 15).mean() > 0.1  # the people in the middle
     assert (class_map[:60, :120] == 0).all()  # the top-left corner is background
@@ -34,7 +35,7 @@ def test_deeplab_handles_a_non_square_photo(engines):
 
 def test_yolo_finds_the_cat_with_a_mask_inside_its_box(engines):
     rgb = rgb_of("photos/chelsea.jpg")
-    instances = engines.get_engine("yolov8n_seg_coco").infer(rgb, {}).instances
+    instances = engines.get_model("yolov8n_seg_coco").infer(rgb, {}).instances
     cat = instances[0]
     assert cat.class_id == 15 and cat.score >= 0.5  # COCO_80[15] == "cat"
     x0, y0, x1, y1 = cat.box
@@ -44,7 +45,7 @@ def test_yolo_finds_the_cat_with_a_mask_inside_its_box(engines):
 
 def test_yolo_respects_threshold_and_classes(engines):
     rgb = rgb_of("photos/coffee.jpg")
-    engine = engines.get_engine("yolov8n_seg_coco")
+    engine = engines.get_model("yolov8n_seg_coco")
     labels = engine.spec.labels
     everything = engine.infer(rgb, {"score_threshold": 0.25}).instances
     assert {"cup", "dining table"} <= {labels[i.class_id] for i in everything}
@@ -55,7 +56,7 @@ def test_yolo_respects_threshold_and_classes(engines):
 
 @pytest.mark.parametrize("name", ["deeplabv3_mnv2_pascal", "yolov8n_seg_coco"])
 def test_engines_take_tiny_and_extreme_aspect_images(engines, name):
-    engine = engines.get_engine(name)
+    engine = engines.get_model(name)
     for shape in [(1, 1, 3), (2, 2000, 3), (900, 3, 3)]:
         engine.infer(np.full(shape, 90, dtype=np.uint8), {})
 
@@ -64,48 +65,56 @@ def test_engines_take_tiny_and_extreme_aspect_images(engines, name):
 def test_deeplab_finds_the_people_and_monitors_of_the_wide_office_photo(engines, name):
     # MAX's own test pixels, in its 513x256 output: background, a person, a monitor.
     rgb = np.asarray(Image.open(eval_photo(f"max/{name}")).convert("RGB"))
-    class_map = engines.get_engine("deeplabv3_mnv2_pascal").infer(rgb, {}).class_map
+    class_map = engines.get_model("deeplabv3_mnv2_pascal").infer(rgb, {}).class_map
     small = np.asarray(Image.fromarray(class_map).resize((513, 256), Image.NEAREST))
     assert (small[0, 0], small[130, 170], small[200, 500]) == (0, 15, 20)
     assert (class_map == 20).mean() > 0.01 and (class_map == 15).mean() > 0.15
 
 
-def test_deeplab_tiles_split_their_overlaps_at_the_midpoints_between_centres(monkeypatch):
-    from workers.engines.deeplab_tflite import DeepLabTFLiteEngine
-
-    engine = DeepLabTFLiteEngine(spec=None)
-    seen = []
-
-    def tile_index(rgb):  # each tile answers with its own number
-        seen.append(rgb.shape[:2])
-        return np.full(rgb.shape[:2], len(seen), dtype=np.uint8)
-
-    monkeypatch.setattr(engine, "_infer_once", tile_index)
-    wide = engine._infer_tiled(np.zeros((100, 250, 3), np.uint8))
-    assert seen == [(100, 100)] * 3
-    # Tiles start at 0, 75, 150; their centres 50, 125, 200 meet at 87.5 and 162.5.
-    assert [int(wide[0, x]) for x in (0, 87, 88, 162, 163, 249)] == [1, 1, 2, 2, 3, 3]
-    seen.clear()
-    assert engine._infer_tiled(np.zeros((100, 140, 3), np.uint8)).max() == 1 and len(seen) == 1
-    seen.clear()
-    engine._infer_tiled(np.zeros((2, 2000, 3), np.uint8))  # a strip: at most four tiles
-    assert len(seen) == 4 and seen[0] == (2, 500)
-
-
-def test_deeplab_tiles_a_tall_image_upright_along_its_rows(monkeypatch):
-    from workers.engines.deeplab_tflite import DeepLabTFLiteEngine
-
-    engine = DeepLabTFLiteEngine(spec=None)
+def tile_counter():
+    """A stand-in for one pass of the network: each tile answers with its own number."""
     seen = []
 
     def tile_index(rgb):
         seen.append(rgb.shape[:2])
         return np.full(rgb.shape[:2], len(seen), dtype=np.uint8)
 
-    monkeypatch.setattr(engine, "_infer_once", tile_index)
-    tall = engine._infer_tiled(np.zeros((250, 100, 3), np.uint8))
+    return seen, tile_index
+
+
+def test_tiles_split_their_overlaps_at_the_midpoints_between_centres():
+    seen, tile_index = tile_counter()
+    wide = fitting.tiled(np.zeros((100, 250, 3), np.uint8), tile_index)
+    assert seen == [(100, 100)] * 3
+    # Tiles start at 0, 75, 150; their centres 50, 125, 200 meet at 87.5 and 162.5.
+    assert [int(wide[0, x]) for x in (0, 87, 88, 162, 163, 249)] == [1, 1, 2, 2, 3, 3]
+    seen.clear()
+    assert fitting.tiled(np.zeros((100, 140, 3), np.uint8), tile_index).max() == 1 and len(seen) == 1
+    seen.clear()
+    fitting.tiled(np.zeros((2, 2000, 3), np.uint8), tile_index)  # a strip: at most four tiles
+    assert len(seen) == 4 and seen[0] == (2, 500)
+
+
+def test_tiles_run_a_tall_image_upright_along_its_rows():
+    seen, tile_index = tile_counter()
+    tall = fitting.tiled(np.zeros((250, 100, 3), np.uint8), tile_index)
     assert seen == [(100, 100)] * 3  # upright tiles, never transposed
     assert [int(tall[y, 0]) for y in (0, 87, 88, 162, 163, 249)] == [1, 1, 2, 2, 3, 3]
     seen.clear()
-    engine._infer_tiled(np.zeros((514, 513, 3), np.uint8))  # a portrait that needs no tiles
+    fitting.tiled(np.zeros((514, 513, 3), np.uint8), tile_index)  # a portrait that needs no tiles
     assert seen == [(514, 513)]
+
+
+def test_the_selfie_matte_covers_the_astronaut_with_a_soft_probability(engines):
+    rgb = rgb_of("photos/astronaut.jpg")
+    alpha = engines.get_model("selfie_segmentation_mediapipe").infer(rgb, {}).alpha
+    assert alpha.shape == rgb.shape[:2] and alpha.dtype == np.float32
+    assert 0.45 < (alpha > 0.5).mean() < 0.65  # MANIFEST: 0.546 of the pixels
+    assert alpha[:40, :40].mean() < 0.2 < 0.8 < alpha[256:, 200:300].mean()  # corner out, body in
+    assert ((alpha > 0.05) & (alpha < 0.95)).any()  # soft at the edges, not a hard mask
+
+
+def test_the_small_deeplab_finds_the_astronaut_too(engines):
+    rgb = rgb_of("photos/astronaut.jpg")
+    class_map = engines.get_model("deeplabv3_mnv2_dm05_pascal").infer(rgb, {}).class_map
+    assert class_map.shape == rgb.shape[:2] and 0.35 < (class_map == 15).mean() < 0.5  # MANIFEST: 0.433

@@ -99,7 +99,7 @@ def test_a_job_of_a_model_this_worker_does_not_serve_fails_clearly(alice, sent, 
     from workers import registry
 
     job = submitted(alice, task="semantic")
-    monkeypatch.delitem(registry._engines, "deeplabv3_mnv2_pascal")
+    monkeypatch.delitem(registry._models, "deeplabv3_mnv2_pascal")
     run_job(job.pk, "w@test")
     job.refresh_from_db()
     assert job.status == "failed" and job.error_code == "model_unavailable"
@@ -118,7 +118,7 @@ class InterruptingEngine:
     """Wraps the real engine and lets the test act on the job while inference runs."""
 
     def __init__(self, engine, during):
-        self.engine, self.during = engine, during
+        self.engine, self.during, self.spec = engine, during, engine.spec
 
     def infer(self, rgb, options):
         self.during()
@@ -128,8 +128,8 @@ class InterruptingEngine:
 def run_interrupted(job, during, monkeypatch):
     from workers import pipeline
 
-    real = pipeline.get_engine(job.model)
-    monkeypatch.setattr(pipeline, "get_engine", lambda name: InterruptingEngine(real, during))
+    real = pipeline.get_model(job.model)
+    monkeypatch.setattr(pipeline, "get_model", lambda name: InterruptingEngine(real, during))
     run_job(job.pk, "w@test")
 
 

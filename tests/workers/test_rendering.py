@@ -4,8 +4,8 @@ import numpy as np
 from PIL import Image
 
 from tests.conftest import eval_photo, gradient
-from workers.engines.base import Instance
-from workers.labels import COCO_80, PASCAL_VOC
+from tests.conftest import COCO_80, PASCAL_VOC
+from workers.results import Instance
 from workers.rendering import (
     encode_overlay,
     instance_map,
@@ -187,7 +187,7 @@ def test_instance_overlay_with_no_instances_is_the_photo():
 
 
 def test_instance_map_gives_a_tie_to_the_instance_listed_first():
-    from workers.engines.base import Instance
+    from workers.results import Instance
     from workers.rendering import instance_map
 
     full = np.ones((4, 4), dtype=bool)

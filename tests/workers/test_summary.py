@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from pycocotools import mask as coco_mask
 
-from workers.engines.base import Instance
-from workers.labels import COCO_80, PASCAL_VOC
+from tests.conftest import COCO_80, PASCAL_VOC
+from workers.results import Instance
 from workers.summary import instance_summary, semantic_summary
 
 

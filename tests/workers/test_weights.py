@@ -5,21 +5,41 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from workers.catalog import MODELS, WeightFile, required_model_names
-from workers.weights import FetchError, install, is_installed
+from core.repository import scan
+from core.specs import load_spec
+from tests.fixtures.repository import copy_models
+from workers.weights import FetchError, install, weights_problem
 
 SHARED_MODELS = Path(__file__).resolve().parents[3] / "shared" / "models"
 DATA = b"pretend these are int8 weights\n" * 100
+LIGHT = [
+    "deeplabv3_mnv2_dm05_pascal",
+    "deeplabv3_mnv2_pascal",
+    "selfie_segmentation_mediapipe",
+    "yolov8n_seg_coco",
+]
 
 
-def fake_weight(data=DATA, filename="fake-model.tflite"):
-    return WeightFile(
-        filename=filename,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size=len(data),
-        url=f"https://example.invalid/{filename}",
-        licence="test only",
+def fake_spec(folder, data=DATA, filename="fake-model.tflite"):
+    """A model folder holding only its spec, for a weight file of these bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.toml").write_text(
+        f"""task = "semantic"
+runtime = "litert"
+labels = ["background", "thing"]
+[weights]
+file = "{filename}"
+sha256 = "{hashlib.sha256(data).hexdigest()}"
+size = {len(data)}
+url = "https://example.invalid/{filename}"
+licence = "test only"
+[input]
+size = [8, 8]
+[output]
+decoder = "class_ids"
+"""
     )
+    return load_spec(folder)
 
 
 @pytest.fixture
@@ -33,8 +53,8 @@ def source(tmp_path):
 
 
 @pytest.fixture
-def models_dir(tmp_path):
-    return tmp_path / "models"
+def model_folder(tmp_path):
+    return tmp_path / "models" / "fake_model"
 
 
 def shared_models():
@@ -44,119 +64,136 @@ def shared_models():
     return SHARED_MODELS
 
 
+@pytest.fixture
+def bare_repository(settings, tmp_path):
+    """SEGMENT_MODELS_DIR holding every shipped spec and no weights."""
+    settings.SEGMENT_MODELS_DIR = copy_models(tmp_path / "repo", weights=False)
+    return settings.SEGMENT_MODELS_DIR
+
+
+def weight_files(repository):
+    return sorted(
+        p.relative_to(repository).as_posix() for p in repository.rglob("*") if p.suffix in (".tflite", ".h5")
+    )
+
+
 def run_fetch_models(**options):
     out, err = io.StringIO(), io.StringIO()
     call_command("fetch_models", verbosity=0, stdout=out, stderr=err, **options)
     return out.getvalue(), err.getvalue()
 
 
-def test_it_installs_a_file_found_anywhere_under_the_source_folder(source, models_dir):
-    weight = fake_weight()
+def test_it_installs_a_file_found_anywhere_under_the_source_folder_into_the_models_folder(
+    source, model_folder
+):
+    spec = fake_spec(model_folder)
 
-    where = install(weight, models_dir, source=str(source), progress=False)
+    where = install(spec, source=str(source), progress=False)
 
     assert where == str(source / "fake_model_v1" / "int8" / "fake-model.tflite")
-    assert (models_dir / "fake-model.tflite").read_bytes() == DATA
-    assert is_installed(weight, models_dir)
-    assert sorted(p.name for p in models_dir.iterdir()) == ["fake-model.tflite"]
+    assert (model_folder / "fake-model.tflite").read_bytes() == DATA
+    assert weights_problem(spec) is None
+    assert sorted(p.name for p in model_folder.iterdir()) == ["fake-model.tflite", "model.toml"]
 
 
-def test_it_installs_from_a_base_url(source, models_dir):
+def test_it_installs_from_a_base_url(source, model_folder):
     base = (source / "fake_model_v1" / "int8").as_uri()
 
-    where = install(fake_weight(), models_dir, source=base, progress=False)
+    where = install(fake_spec(model_folder), source=base, progress=False)
 
     assert where == f"{base}/fake-model.tflite"
-    assert (models_dir / "fake-model.tflite").read_bytes() == DATA
+    assert (model_folder / "fake-model.tflite").read_bytes() == DATA
 
 
-def test_it_refuses_a_file_with_the_wrong_checksum_and_leaves_nothing_behind(source, models_dir):
-    weight = fake_weight(data=b"the file the catalog expects")
+def test_it_refuses_a_file_with_the_wrong_checksum_and_leaves_nothing_behind(source, model_folder):
+    spec = fake_spec(model_folder, data=b"the file the spec expects")
 
     with pytest.raises(FetchError) as raised:
-        install(weight, models_dir, source=str(source), progress=False)
+        install(spec, source=str(source), progress=False)
 
     message = str(raised.value)
     assert "fake-model.tflite" in message and "sha256" in message
-    assert hashlib.sha256(DATA).hexdigest() in message and weight.sha256 in message
-    assert not (models_dir / "fake-model.tflite").exists()
-    assert list(models_dir.iterdir()) == []  # no .part file either
-    assert not is_installed(weight, models_dir)
+    assert hashlib.sha256(DATA).hexdigest() in message and spec.weights.sha256 in message
+    assert [p.name for p in model_folder.iterdir()] == ["model.toml"]  # no .part file either
+    assert "is missing" in weights_problem(spec)
 
 
-def test_it_says_which_file_is_missing_from_the_source_folder(source, models_dir):
-    weight = fake_weight(filename="other-model.tflite")
+def test_it_says_which_file_is_missing_from_the_source_folder(source, model_folder):
+    spec = fake_spec(model_folder, filename="other-model.tflite")
 
     with pytest.raises(FetchError) as raised:
-        install(weight, models_dir, source=str(source), progress=False)
+        install(spec, source=str(source), progress=False)
 
     message = str(raised.value)
     assert "other-model.tflite is not in" in message
-    assert str(source) in message and weight.url in message
-    assert list(models_dir.iterdir()) == []
+    assert str(source) in message and spec.weights.url in message
+    assert [p.name for p in model_folder.iterdir()] == ["model.toml"]
 
 
-def test_it_says_when_the_source_is_not_a_folder(tmp_path, models_dir):
+def test_it_says_when_the_source_is_not_a_folder(tmp_path, model_folder):
     with pytest.raises(FetchError, match="is not a folder"):
-        install(fake_weight(), models_dir, source=str(tmp_path / "nowhere"), progress=False)
+        install(fake_spec(model_folder), source=str(tmp_path / "nowhere"), progress=False)
 
 
-def test_a_file_with_the_right_size_but_wrong_content_is_not_installed(models_dir):
-    models_dir.mkdir()
-    (models_dir / "fake-model.tflite").write_bytes(DATA[:-1] + b"?")
+def test_a_file_with_the_right_size_but_wrong_content_is_named_with_both_digests(model_folder):
+    spec = fake_spec(model_folder)
+    broken = DATA[:-1] + b"?"
+    (model_folder / "fake-model.tflite").write_bytes(broken)
 
-    assert not is_installed(fake_weight(), models_dir)
+    problem = weights_problem(spec)
+
+    assert f"sha256 {hashlib.sha256(broken).hexdigest()}" in problem
+    assert f"weights.sha256 says {spec.weights.sha256}" in problem
 
 
-def test_fetch_models_installs_every_model_from_the_shared_folder(settings, tmp_path):
-    settings.SEGMENT_MODELS_DIR = tmp_path
+def test_a_file_of_the_wrong_size_is_named_with_both_sizes(model_folder):
+    spec = fake_spec(model_folder)
+    (model_folder / "fake-model.tflite").write_bytes(DATA + b"!")
 
+    assert weights_problem(spec).endswith(f"has {len(DATA) + 1} bytes; weights.size says {len(DATA)}")
+
+
+def test_fetch_models_installs_every_model_from_the_shared_folder(bare_repository):
     out, err = run_fetch_models(source=str(shared_models()))
 
     assert err == ""
-    required = [MODELS[name] for name in required_model_names()]
-    for spec in required:
-        assert f"{spec.name}: installed {spec.weights.filename} from {shared_models()}" in out
-        assert is_installed(spec.weights, tmp_path)
-        assert spec.weights_status() == (True, None)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(s.weights.filename for s in required)
+    specs = scan(bare_repository).specs
+    for name in LIGHT:
+        assert f"{name}: installed {specs[name].weights.file} from {shared_models()}" in out
+        assert weights_problem(specs[name]) is None
+    assert weight_files(bare_repository) == sorted(f"{name}/{specs[name].weights.file}" for name in LIGHT)
     assert "mask_rcnn_coco" not in out  # optional models only on request
 
 
-def test_fetch_models_says_already_installed_on_a_second_run(settings, tmp_path):
-    settings.SEGMENT_MODELS_DIR = tmp_path
+def test_fetch_models_says_already_installed_on_a_second_run(bare_repository):
     run_fetch_models(source=str(shared_models()))
 
     out, err = run_fetch_models(source=str(shared_models()))
 
     assert err == ""
-    for name in required_model_names():
-        assert f"{name}: {MODELS[name].weights.filename} already installed" in out
+    specs = scan(bare_repository).specs
+    for name in LIGHT:
+        assert f"{name}: {specs[name].weights.file} already installed" in out
     assert ": installed " not in out
 
 
-def test_fetch_models_installs_only_the_named_models(settings, tmp_path):
-    settings.SEGMENT_MODELS_DIR = tmp_path
-
+def test_fetch_models_installs_only_the_named_models(bare_repository):
     out, _ = run_fetch_models(source=str(shared_models()), models="yolov8n_seg_coco")
 
     assert "yolov8n_seg_coco: installed" in out and "deeplabv3_mnv2_pascal" not in out
-    assert [p.name for p in tmp_path.iterdir()] == [MODELS["yolov8n_seg_coco"].weights.filename]
+    assert weight_files(bare_repository) == ["yolov8n_seg_coco/yolov8n-seg_int8.tflite"]
 
 
-def test_fetch_models_reports_a_file_missing_from_the_source_and_installs_the_rest(settings, tmp_path):
-    settings.SEGMENT_MODELS_DIR = tmp_path
+def test_fetch_models_reports_a_file_missing_from_the_source_and_installs_the_rest(bare_repository):
     deeplab_only = shared_models() / "deeplabv3_mnv2_pascal_quant_513"
 
-    with pytest.raises(CommandError, match="1 model"):
+    with pytest.raises(CommandError, match="3 model"):
         run_fetch_models(source=str(deeplab_only))
 
-    assert is_installed(MODELS["deeplabv3_mnv2_pascal"].weights, tmp_path)
-    assert not (tmp_path / MODELS["yolov8n_seg_coco"].weights.filename).exists()
+    assert weight_files(bare_repository) == ["deeplabv3_mnv2_pascal/deeplabv3_mnv2_pascal_quant.tflite"]
 
 
-def test_fetch_models_names_the_missing_file_on_stderr(settings, tmp_path):
-    settings.SEGMENT_MODELS_DIR = tmp_path / "models"
+def test_fetch_models_names_the_missing_file_on_stderr(bare_repository, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     err = io.StringIO()
@@ -174,17 +211,14 @@ def test_fetch_models_names_the_missing_file_on_stderr(settings, tmp_path):
     assert f"yolov8n_seg_coco: yolov8n-seg_int8.tflite is not in {empty}" in err.getvalue()
 
 
-def test_fetch_models_rejects_an_unknown_model_name(settings, tmp_path):
-    settings.SEGMENT_MODELS_DIR = tmp_path
-
+def test_fetch_models_rejects_an_unknown_model_name(bare_repository):
     with pytest.raises(CommandError, match="unknown model.*no_such_model"):
         run_fetch_models(models="deeplabv3_mnv2_pascal,no_such_model")
 
-    assert list(tmp_path.iterdir()) == []
+    assert weight_files(bare_repository) == []
 
 
-def test_fetch_models_installs_an_optional_model_from_a_folder_without_a_checksum(settings, tmp_path):
-    settings.SEGMENT_MODELS_DIR = tmp_path / "models"
+def test_fetch_models_installs_an_optional_model_from_a_folder_without_a_checksum(bare_repository, tmp_path):
     source = tmp_path / "downloads" / "nested"
     source.mkdir(parents=True)
     (source / "mask_rcnn_coco.h5").write_bytes(b"checked layer by layer when a worker loads it")
@@ -192,11 +226,10 @@ def test_fetch_models_installs_an_optional_model_from_a_folder_without_a_checksu
     out, _ = run_fetch_models(source=str(tmp_path / "downloads"), models="mask_rcnn_coco")
 
     assert "mask_rcnn_coco: installed mask_rcnn_coco.h5" in out
-    assert MODELS["mask_rcnn_coco"].weights_status() == (True, None)
+    assert weights_problem(scan(bare_repository).specs["mask_rcnn_coco"]) is None
 
 
-def test_fetch_models_without_network_names_the_heavy_files_and_where_to_get_them(settings, tmp_path):
-    settings.SEGMENT_MODELS_DIR = tmp_path
+def test_fetch_models_without_network_names_the_heavy_files_and_where_to_get_them(bare_repository):
     err = io.StringIO()
     with pytest.raises(CommandError, match="2 model"):
         call_command(
@@ -207,5 +240,16 @@ def test_fetch_models_without_network_names_the_heavy_files_and_where_to_get_the
             stdout=io.StringIO(),
             stderr=err,
         )
+    specs = scan(bare_repository).specs
     for name in ("mask_rcnn_coco", "deeplabv3plus_xception_pascal"):
-        assert f"{name}: could not download {MODELS[name].weights.filename}" in err.getvalue()
+        assert f"{name}: could not download {specs[name].weights.file}" in err.getvalue()
+
+
+def test_fetch_models_skips_a_folder_whose_spec_is_broken_and_says_why(bare_repository):
+    (bare_repository / "broken").mkdir()
+    (bare_repository / "broken" / "model.toml").write_text('task = "panoptic"\n')
+
+    out, err = run_fetch_models(source=str(shared_models()), models="yolov8n_seg_coco")
+
+    assert "broken: skipped, its spec is broken" in err and "task is 'panoptic'" in err
+    assert "yolov8n_seg_coco: installed" in out

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from workers.catalog import MODELS
-from workers.engines.yolov8_seg import LETTERBOX_PAD, YoloV8SegEngine, non_max_suppression
+from core.repository import local_specs
+from workers import fitting
+from workers.decoders import yolov8_seg
+from workers.decoders.yolov8_seg import non_max_suppression
 
 SIZE = 640
 CLASSES = 80
@@ -12,13 +14,27 @@ COEFFS = 32
 PERSON, CAR, DOG = 0, 2, 16
 
 
+SPEC = local_specs()["yolov8n_seg_coco"]
+LETTERBOX_PAD = 114  # Ultralytics' grey, as the model's spec says
+
+
+class Decoder:
+    """yolov8_seg's steps with this model's sizes bound: only the post-processing."""
+
+    def _detections(self, pred, threshold, class_ids):
+        return yolov8_seg._detections(pred, CLASSES, SIZE, threshold, class_ids)
+
+    def _instance(self, box, score, class_id, coeff, protos, letterbox, width, height):
+        return yolov8_seg._instance(box, score, class_id, coeff, protos, SIZE, letterbox, width, height)
+
+    def _letterbox(self, rgb):
+        batch, placement = fitting.fit(rgb, SPEC.input)
+        return batch, (placement.width / rgb.shape[1], placement.left, placement.top)
+
+
 @pytest.fixture
 def engine():
-    """The engine as load() leaves it, minus the interpreter: only the post-processing."""
-    engine = YoloV8SegEngine(MODELS["yolov8n_seg_coco"])
-    engine.size = SIZE
-    engine.num_classes = CLASSES
-    return engine
+    return Decoder()
 
 
 def anchor(box, scores, coeffs=None):

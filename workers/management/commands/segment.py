@@ -13,8 +13,9 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from core.imageio import ImageError, decode_image
+from core.repository import local_specs
 from workers import registry
-from workers.catalog import MODELS, model_problems
+from workers.model import ModelLoadError
 from workers.pipeline import segment
 
 
@@ -24,17 +25,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("images", nargs="+", type=Path)
-        parser.add_argument("--model", required=True, choices=sorted(MODELS))
+        parser.add_argument("--model", required=True, choices=sorted(local_specs()))
         parser.add_argument("--out", required=True, type=Path, help="folder for the results")
         parser.add_argument("--classes", help="comma-separated labels to keep (default: all)")
         parser.add_argument("--score-threshold", type=float, help="instance models: minimum score")
 
     def handle(self, images, model, out, classes=None, score_threshold=None, **options):
-        problems = list(model_problems([model]))
-        if problems:
-            raise CommandError(f"{model}: {problems[0][1]}; install it with `manage.py fetch_models`")
-        job_options = self._options(model, classes, score_threshold)
-        registry.load_engines([model])
+        spec = local_specs()[model]
+        job_options = self._options(spec, classes, score_threshold)
+        try:
+            registry.load_models([spec])
+        except ModelLoadError as exc:
+            raise CommandError(str(exc)) from None
 
         failed = 0
         names = _folder_names(images)
@@ -62,13 +64,13 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(f"{failed} of {len(images)} image(s) could not be read")
 
-    def _options(self, model, classes, score_threshold):
+    def _options(self, spec, classes, score_threshold):
         job_options = {}
         if classes:
             wanted = [label.strip() for label in classes.split(",")]
-            unknown = sorted(set(wanted) - set(MODELS[model].labels))
+            unknown = sorted(set(wanted) - set(spec.labels))
             if unknown:
-                raise CommandError(f"{model} has no class {', '.join(unknown)}")
+                raise CommandError(f"{spec.name} has no class {', '.join(unknown)}")
             job_options["classes"] = wanted
         if score_threshold is not None:
             job_options["score_threshold"] = score_threshold
