@@ -2,7 +2,8 @@
 # One image for every process of the service; the command picks the role (docker-compose.yml).
 #   docker build --target cpu -t segment:cpu .   web, light and heavy workers on CPU, io, beat
 #   docker build --target gpu -t segment:gpu .   the heavy workers with TensorFlow on CUDA
-# Weights are never baked in: `manage.py fetch_models` fills the models volume.
+# Weights are never baked in: the model folders' specs are (in /models, which a new named
+# volume takes from the image), and `manage.py fetch_models` puts the weights beside them.
 
 FROM python:3.11-slim AS base
 ENV PYTHONUNBUFFERED=1 \
@@ -24,6 +25,7 @@ COPY requirements-heavy.txt requirements-heavy-nodeps.txt ./
 RUN pip install -r requirements-heavy.txt \
     && pip install --no-deps -r requirements-heavy-nodeps.txt
 COPY . .
+RUN cp -r models/. /models/ && chown -R app:app /models
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput --verbosity 0
 USER app
 EXPOSE 8000
@@ -37,5 +39,6 @@ RUN sed 's/^tensorflow-cpu==/tensorflow[and-cuda]==/' requirements-heavy.txt > /
     && pip install -r /tmp/requirements-gpu.txt \
     && pip install --no-deps -r requirements-heavy-nodeps.txt
 COPY . .
+RUN cp -r models/. /models/ && chown -R app:app /models
 USER app
 CMD ["celery", "-A", "segsite", "worker", "--queues", "deeplabv3plus_xception_pascal,mask_rcnn_coco", "--concurrency", "1"]

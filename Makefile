@@ -40,9 +40,11 @@ migrate: venv .secret_key
 
 # The suite needs PostgreSQL and Redis (see tests/settings.py for the URLs it uses).
 test: venv
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest
 
 test-fast: venv
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -m "not e2e"
 
 # Benchmarks: private servers and processes of its own; writes bench/results.{md,json} and

@@ -14,11 +14,18 @@ from segsite.env import env_bool, env_int, env_int_list, env_list, env_path, env
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", False)
+# Production passes SECRET_KEY. A checkout has the random one `make setup` wrote, so that
+# the README's commands (`manage.py issue_token alice`) work in a fresh shell as written.
+# Images never hold that file (.dockerignore), so a container without SECRET_KEY still fails.
+SECRET_KEY_FILE = BASE_DIR / ".secret_key"
 SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY and SECRET_KEY_FILE.is_file():
+    SECRET_KEY = SECRET_KEY_FILE.read_text().strip()
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Set it to a long random string, or DEBUG=true for development."
+            "SECRET_KEY is not set, and there is no .secret_key (`make setup` writes one). Set it to "
+            "a long random string, or DEBUG=true for development."
         )
     SECRET_KEY = "insecure-development-key-only-used-when-DEBUG-is-true"
 

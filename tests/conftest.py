@@ -1,6 +1,9 @@
 """The shared test world: alice and bob with API tokens, the shared eval photos, images."""
 
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +162,22 @@ def engines():
     """
     registry.load_models(light_specs())  # raises, naming the file, where `make setup` was not run
     return registry
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """A folder of tiny model folders built now (tests/fixtures/tiny_models.py): a matte as
+    .onnx and as .tflite, and a three-class semantic .onnx. In a process of its own, so
+    that TensorFlow stays out of this one."""
+    folder = tmp_path_factory.mktemp("tiny_models")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(REPO)}
+    written = subprocess.run(
+        [sys.executable, "-m", "tests.fixtures.tiny_models", str(folder)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert written.returncode == 0, f"tests.fixtures.tiny_models failed:\n{written.stderr[-4000:]}"
+    return folder

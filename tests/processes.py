@@ -15,6 +15,8 @@ from pathlib import Path
 
 import requests
 
+from core import serving
+
 REPO = Path(__file__).resolve().parent.parent
 CELERY = [sys.executable, "-m", "celery", "-A", "segsite"]
 
@@ -104,7 +106,15 @@ class WorkerProcess(ServiceProcess):
         super().__init__(name, command, env, log_path)
 
     def ready(self):
-        return " ready." in self.this_life_log()
+        # Celery's " ready." comes from the main process; jobs can be submitted once a pool
+        # process has loaded its models and announced them (or, for the io worker, at once).
+        log = self.this_life_log()
+        return " ready." in log and ("worker process ready with models" in log or "io worker:" in log)
+
+    def start(self, timeout=120, expect_ready=True):
+        started = super().start(timeout=timeout, expect_ready=expect_ready)
+        serving.forget()  # the live server in this process must not answer from before it
+        return started
 
 
 class BeatProcess(ServiceProcess):

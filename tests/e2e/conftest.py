@@ -51,7 +51,9 @@ def clean_broker():
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
 
 
-@pytest.fixture(scope="session")
+# Per module: a worker one module leaves running would otherwise serve the next one's jobs
+# (a live heavy worker makes the heavy models the defaults).
+@pytest.fixture(scope="module")
 def start_worker(django_db_setup, django_db_blocker, clean_broker, tmp_path_factory):
     started = []
 

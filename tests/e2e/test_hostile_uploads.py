@@ -130,7 +130,7 @@ def upload_head(url, token, length, extra=b""):
     )
 
 
-def test_bodies_that_lie_about_their_length_never_get_a_5xx(live_server, client, sent, figure):
+def test_bodies_that_lie_about_their_length_never_get_a_5xx(live_server, client, sent, served_models, figure):
     # `sent` records the queue in this process, where the live server runs: no message is
     # left in the broker for a later test's worker.
     token = client.session.headers["Authorization"].split()[1]

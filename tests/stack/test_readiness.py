@@ -37,6 +37,9 @@ def test_readyz_is_503_until_a_worker_has_loaded_its_models_and_again_once_it_di
     worker = stack.start_worker("light-1")
     ready_at = wait_for_status(web, 200, timeout=120)
     body = readyz(web)[1]
+    # What is required follows what is served: now the light models, one per task.
+    required = [name for name, model in body["checks"]["models"].items() if model["required"]]
+    assert len(required) == 3
     assert all(body["checks"]["models"][name]["workers"][0].startswith("light-1@") for name in required)
 
     worker.kill()

@@ -8,11 +8,8 @@ tests/fixtures/tiny_models.py in a process of its own (TensorFlow stays out of t
 
 import hashlib
 import io
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -37,22 +34,6 @@ def failure(*args):
     with pytest.raises(CommandError) as raised:
         check_model(*args)
     return str(raised.value)
-
-
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny_models")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(REPO)}
-    written = subprocess.run(
-        [sys.executable, "-m", "tests.fixtures.tiny_models", str(folder)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert written.returncode == 0, f"tests.fixtures.tiny_models failed:\n{written.stderr[-4000:]}"
-    return folder
 
 
 def copied(source, tmp_path, old=None, new=None):

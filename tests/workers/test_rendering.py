@@ -3,9 +3,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from tests.conftest import eval_photo, gradient
-from tests.conftest import COCO_80, PASCAL_VOC
-from workers.results import Instance
+from tests.conftest import COCO_80, PASCAL_VOC, eval_photo, gradient
 from workers.rendering import (
     encode_overlay,
     instance_map,
@@ -14,6 +12,7 @@ from workers.rendering import (
     semantic_overlay,
     voc_palette,
 )
+from workers.results import Instance
 
 PERSON, CAT, DOG = 15, 8, 12
 
@@ -187,8 +186,8 @@ def test_instance_overlay_with_no_instances_is_the_photo():
 
 
 def test_instance_map_gives_a_tie_to_the_instance_listed_first():
-    from workers.results import Instance
     from workers.rendering import instance_map
+    from workers.results import Instance
 
     full = np.ones((4, 4), dtype=bool)
     tied = [Instance(1, 0.9, (0, 0, 4, 4), full), Instance(2, 0.9, (0, 0, 4, 4), full)]
