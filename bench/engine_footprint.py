@@ -1,4 +1,4 @@
-"""Load time, inference time and resident memory of engines, as one worker process sees them.
+"""Load time, inference time and resident memory of models, as one worker process sees them.
 
     python bench/engine_footprint.py MODEL [MODEL ...] [--images N]
 
@@ -40,24 +40,25 @@ def main():
     )
     args = parser.parse_args()
     django.setup()
+    from core.repository import local_specs
     from workers import registry
-    from workers.catalog import get_spec
 
     print(f"cores {len(os.sched_getaffinity(0))}, process RSS before loading {rss_mb():.0f} MB")
     for name in args.models:
+        spec = local_specs()[name]
         started = time.monotonic()
-        registry.load_engines([name], warm_up=True)
+        registry.load_models([spec], warm_up=True)
         load_ms = (time.monotonic() - started) * 1000
-        spec = get_spec(name)
-        rgb = np.asarray(Image.open(args.photo).convert("RGB").resize(spec.input_size))
-        engine = registry.get_engine(name)
+        size = (spec.input.width, spec.input.height)
+        rgb = np.asarray(Image.open(args.photo).convert("RGB").resize(size))
+        model = registry.get_model(name)
         times = []
         for _ in range(args.images):
             started = time.monotonic()
-            engine.infer(rgb, {})
+            model.infer(rgb, {})
             times.append((time.monotonic() - started) * 1000)
         print(
-            f"{name}: load+warm-up {load_ms:.0f} ms, inference at {spec.input_size[0]}x{spec.input_size[1]} "
+            f"{name}: load+warm-up {load_ms:.0f} ms, inference at {size[0]}x{size[1]} "
             f"median {statistics.median(times):.0f} ms (n={len(times)}), process RSS now {rss_mb():.0f} MB"
         )
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

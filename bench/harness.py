@@ -7,8 +7,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+import redis
+from celery.utils.nodenames import host_format
+
+from core.redis_keys import SERVING
 from tests.processes import REPO, WebProcess, WorkerProcess
 from tests.stack.servers import PrivatePostgres, PrivateRedis, free_port
 
@@ -66,7 +71,23 @@ class Service:
     def start_worker(self, name, env=None):
         worker = WorkerProcess(name, self.folder / f"{name}.log", {**self.env, **(env or {})})
         self.processes.append(worker.start())
+        wait_until_announced(worker, self.redis.url, time.monotonic() + 60)
         return worker
+
+    def stop_consuming(self, worker, queue="light"):
+        """`worker` stays up and announced, but takes no more jobs from `queue` (Celery's
+        cancel_consumer): the web process accepts submissions, and they only queue."""
+        node = host_format(f"{worker.name}@%h")  # as WorkerProcess names it
+        done = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "segsite", "control", "cancel_consumer", queue]
+            + ["--destination", node, "--timeout", "10"],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
+        if "no longer consuming" not in done.stdout:
+            raise AssertionError(f"{node} did not stop consuming {queue}:\n{done.stdout}{done.stderr}")
 
     def stop(self, process):
         process.stop()
@@ -80,3 +101,20 @@ class Service:
         self.postgres.remove()
         if not keep_folder:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def wait_until_announced(worker, redis_url, deadline):
+    """Until a pool process of `worker` has loaded, warmed up and announced its models
+    (core/serving.py): the web process takes a job only for a model a live worker announces.
+
+    Keys are SERVING + "<name>@<host>:<pid>". Only this worker's own pool processes count:
+    a stopped worker of the same name may have renewed its key once more as it went.
+    """
+    client = redis.Redis.from_url(redis_url)
+    while True:
+        pids = {int(key.rsplit(b":", 1)[1]) for key in client.keys(f"{SERVING}{worker.name}@*")}
+        if pids & set(worker.children()):
+            return
+        if not worker.alive() or time.monotonic() > deadline:
+            raise AssertionError(f"{worker.name} never announced its models:\n{worker.log()[-5000:]}")
+        time.sleep(0.2)

@@ -4,9 +4,11 @@
 
 The weights are the real files where `fetch_models --all` installed them; otherwise the
 real architectures with random weights (tests/fixtures/heavy_weights.py), written once
-into a cache folder and reused. Random weights time the real computation: a network's
-latency does not depend on its weight values. The one exception is Mask R-CNN's
-post-processing, which grows with the number of detections, so that number is reported.
+into a cache folder and reused. Either way the probe and the heavy worker load them from
+a model repository of their own (SEGMENT_MODELS_DIR): the shipped folders, copied, with
+the weights linked. Random weights time the real computation: a network's latency does
+not depend on its weight values. The one exception is Mask R-CNN's post-processing,
+which grows with the number of detections, so that number is reported.
 """
 
 import argparse
@@ -29,24 +31,25 @@ PHOTOS = REPO.parent / "shared" / "eval" / "photos"
 RANDOM_NOTE = "random weights, real architectures: latency does not depend on weight values"
 
 # Run by `manage.py shell` in the service's environment: one job for a heavy model,
-# created as the API creates it (the web process would refuse the model: its models
-# folder holds no heavy weights), then waited for.
+# resolved and created as the API does it (no web process is started for one job), once
+# the worker announces the model, then waited for.
 RUN_JOB = """
 import io, json, os, time
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from jobs.models import Job
-from jobs.lifecycle.services import create_job
-from workers.catalog import get_spec
 from core.imageio import decode_image
+from core.repository import local_specs
+from jobs.lifecycle.resolver import resolve
+from jobs.lifecycle.services import create_job
+from jobs.models import Job
 
 data = open(os.environ["BENCH_IMAGE"], "rb").read()
 model = os.environ["BENCH_MODEL"]
 decoded = decode_image(io.BytesIO(data), settings.MAX_IMAGE_PIXELS)
+spec = resolve(local_specs()[model].task, model)  # the spec the live worker announced
 job = create_job(
-    User.objects.get(username="bench"), SimpleUploadedFile("photo.jpg", data), decoded,
-    get_spec(model).task, model, {},
+    User.objects.get(username="bench"), SimpleUploadedFile("photo.jpg", data), decoded, spec, {}
 )
 deadline = time.monotonic() + 120
 while job.status not in Job.TERMINAL and time.monotonic() < deadline:
@@ -58,7 +61,7 @@ print("job", json.dumps({"status": job.status, "inference_ms": job.inference_ms,
 
 @dataclass(frozen=True)
 class HeavyWeights:
-    folder: Path
+    folder: Path  # a model repository: every shipped model, both heavy ones with weights
     real: bool
     generated_s: float | None = None  # seconds spent writing random weights, if this call did
 
@@ -76,16 +79,38 @@ def cache_folder():
     return root / "segment-bench" / f"heavy-weights-{digest}"
 
 
-def heavy_weights_dir():
-    """A folder holding both heavy weight files: the installed ones, else random ones."""
-    from workers.catalog import get_spec
+def heavy_weights_dir(folder):
+    """`folder` (new) made a model repository of every shipped model, both heavy ones with
+    weight files: the installed ones, else random ones from the cache folder.
 
-    specs = [get_spec(name) for name in HEAVY]
-    if all(spec.weights_status()[0] for spec in specs):
-        return HeavyWeights(specs[0].weights_path().parent, real=True)
+    Specs and labels are copied and weights linked, so the repository costs nothing to
+    make and always matches this checkout's specs; only the random weights are kept.
+    """
+    from core.repository import local_specs
+    from tests.fixtures.repository import copy_models
+    from workers.weights import weights_problem
+
+    folder = copy_models(Path(folder))
+    specs = [local_specs()[name] for name in HEAVY]
+    if all(weights_problem(spec) is None for spec in specs):
+        return HeavyWeights(folder, real=True)
+    cache, generated_s = random_weights()
+    for spec in specs:
+        link = folder / spec.name / spec.weights.file
+        link.unlink(missing_ok=True)  # the other one installed: both random, not a mix
+        link.symlink_to(cache / spec.name / spec.weights.file)
+    return HeavyWeights(folder, real=False, generated_s=generated_s)
+
+
+def random_weights():
+    """The cache folder, a repository of the heavy models' folders with random weights,
+    written first if need be; and the seconds that took (None when already there)."""
+    from core.repository import local_specs
+    from tests.fixtures.repository import copy_models
+
     folder = cache_folder()
-    if all((folder / spec.weights.filename).is_file() for spec in specs):
-        return HeavyWeights(folder, real=False)
+    if all((folder / name / local_specs()[name].weights.file).is_file() for name in HEAVY):
+        return folder, None
     started = time.monotonic()
     shutil.rmtree(folder, ignore_errors=True)  # an incomplete folder someone tampered with
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -93,22 +118,24 @@ def heavy_weights_dir():
     # that looks complete.
     partial = Path(tempfile.mkdtemp(prefix=f"{folder.name}.partial-", dir=folder.parent))
     try:
+        # The fixture writes each file into its model's folder, where it reads the spec.
+        copy_models(partial, names=HEAVY, weights=False)
         _run_module("tests.fixtures.heavy_weights", str(partial))
         partial.rename(folder)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return HeavyWeights(folder, real=False, generated_s=round(time.monotonic() - started, 1))
+    return folder, round(time.monotonic() - started, 1)
 
 
 def residency_heavy(images, rounds=2):
     """Per heavy model: PixelLib's tutorial way (load both models, segment, discard, per
-    request) against a resident engine, as medians in ms and their ratio.
+    request) against a resident model, as medians in ms and their ratio.
 
     `images` are encoded images (bytes), as for bench.measure.residency.
     """
-    weights = heavy_weights_dir()
-    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="segment-bench-heavy-") as folder:
+        weights = heavy_weights_dir(Path(folder) / "models")
+        started = time.monotonic()
         paths = []
         for index, data in enumerate(images):
             paths.append(Path(folder) / f"image-{index}")
@@ -130,17 +157,18 @@ def heavy_worker_memory(service, model="mask_rcnn_coco", image=None, timeout=240
 
     `service` is a bench.harness.Service: the worker runs on its Redis and PostgreSQL.
     """
+    from bench.harness import wait_until_announced
     from bench.measure import rss_mb
-    from workers.catalog import get_spec
+    from core.repository import local_specs
 
-    weights = heavy_weights_dir()
     name = f"heavy-{model}"  # one name per model: a stopped worker's announcement lingers 15 s
+    weights = heavy_weights_dir(service.folder / f"{name}-models")
     env = {**service.env, "SEGMENT_MODELS_DIR": str(weights.folder), "WORKER_MODELS": model}
-    worker = WorkerProcess(name, service.folder / f"{name}.log", env, queues=get_spec(model).queue)
+    worker = WorkerProcess(name, service.folder / f"{name}.log", env, queues=local_specs()[model].queue)
     service.processes.append(worker)  # service.close() stops it if anything below fails
     started = time.monotonic()
     worker.start(timeout=timeout)
-    _wait_until_announced(worker, service.env["REDIS_URL"], started + timeout)
+    wait_until_announced(worker, service.env["REDIS_URL"], started + timeout)
     figures = {
         "model": model,
         "weights": "real" if weights.real else "random",
@@ -153,19 +181,6 @@ def heavy_worker_memory(service, model="mask_rcnn_coco", image=None, timeout=240
     service.stop(worker)
     figures["seconds"] = round(time.monotonic() - started)
     return figures
-
-
-def _wait_until_announced(worker, redis_url, deadline):
-    """Until the pool process has loaded and warmed up its model (workers/readiness.py)."""
-    import redis
-
-    from workers.readiness import PREFIX
-
-    client = redis.Redis.from_url(redis_url)
-    while not client.keys(f"{PREFIX}{worker.name}@*"):
-        if not worker.alive() or time.monotonic() > deadline:
-            raise AssertionError(f"{worker.name} never announced its model:\n{worker.log()[-5000:]}")
-        time.sleep(0.5)
 
 
 def _run_job(service, model, image):
@@ -222,9 +237,12 @@ def main():
     images = [(PHOTOS / name).read_bytes() for name in ("astronaut.jpg", "chelsea.jpg", "coffee.jpg")]
 
     started = time.monotonic()
-    weights = heavy_weights_dir()
+    # Random weights are written (or found) first, so that no figure below includes writing them.
+    with tempfile.TemporaryDirectory(prefix="segment-bench-models-") as folder:
+        weights = heavy_weights_dir(Path(folder) / "models")
     made = f"written in {weights.generated_s} s" if weights.generated_s else "already there"
-    print(f"weights: {weights.folder} ({'real' if weights.real else 'random'}, {made})", flush=True)
+    where = "installed" if weights.real else f"random, in {cache_folder()}, {made}"
+    print(f"heavy weights: {where}", flush=True)
 
     residency = residency_heavy(images, args.rounds)
     print(f"residency ({residency['weights']}), {args.rounds} rounds, {residency['seconds']} s:")

@@ -3,8 +3,9 @@
     SEGMENT_MODELS_DIR=FOLDER python -m bench.heavy_probe [--rounds N] IMAGE [IMAGE ...]
 
 PixelLib's tutorial (Flask) built and loaded both of its models on every request, segmented
-with the one asked for and dropped both. Against that, the engine a heavy worker keeps
-resident. Prints one JSON line: per model, the latencies of each way (ms) and their ratio.
+with the one asked for and dropped both. Against that, the model a heavy worker keeps
+resident. FOLDER is a model repository with both heavy models' weights (bench/heavy.py
+builds one). Prints one JSON line: per model, the latencies of each way (ms) and their ratio.
 Run by bench/heavy.py: importing pixellib switches TensorFlow to graph mode for the whole
 process, which the bench's own process must not inherit.
 """
@@ -27,27 +28,27 @@ from bench.heavy import HEAVY  # noqa: E402  (after the settings module is chose
 
 def per_request(model, rgb):
     """One tutorial request: build and load both models, segment with one, drop both."""
-    from workers import registry
-    from workers.catalog import get_spec
+    from core.repository import local_specs
+    from workers.model import Model
 
     started = time.perf_counter()
-    engines = [registry.create_engine(get_spec(name)) for name in HEAVY]
-    for engine in engines:
-        engine.load()
-    engines[HEAVY.index(model)].infer(rgb, {})
+    # Built and loaded, not warmed up. Model() also hashes each file (no published checksum),
+    # which the tutorial did not: a fraction of a second against tens of seconds.
+    models = [Model(local_specs()[name]) for name in HEAVY]
+    models[HEAVY.index(model)].infer(rgb, {})
     elapsed = (time.perf_counter() - started) * 1000
-    del engines
+    del models
     discard_graph()
     return elapsed
 
 
 def discard_graph():
-    """Free every model built so far: a fresh graph and session, as the engines allow.
+    """Free every model built so far: a fresh graph and session, as pixellib allows.
 
     Without this each request's models would stay in memory, in an ever larger graph, and
     slow the next build: this is the tutorial's way at its best, not as it leaked.
     """
-    from workers.engines import pixellib_compat
+    from workers.runtimes import pixellib_compat
 
     # pixellib's DeepLab module opens an InteractiveSession on the graph of the first build
     # and leaves it as the process's default session: the next build's weights would be
@@ -60,15 +61,16 @@ def discard_graph():
 
 
 def resident(model, arrays, rounds):
-    """The engine as a worker keeps it: loaded and warmed up once, then only inference."""
+    """The model as a worker keeps it: loaded and warmed up once, then only inference."""
+    from core.repository import local_specs
     from workers import registry
 
-    registry.load_engines([model])
-    engine = registry.get_engine(model)
+    registry.load_models([local_specs()[model]])
+    loaded = registry.get_model(model)
     latencies, found = [], []
     for index in range(rounds):
         started = time.perf_counter()
-        result = engine.infer(arrays[index % len(arrays)], {})
+        result = loaded.infer(arrays[index % len(arrays)], {})
         latencies.append((time.perf_counter() - started) * 1000)
         found.append(len(getattr(result, "instances", [])))
     return latencies, found
@@ -81,11 +83,11 @@ def main():
     args = parser.parse_args()
     django.setup()
     from bench.measure import decoded, summary
-    from workers.engines import pixellib_compat  # noqa: F401  (graph mode before any model is built)
+    from workers.runtimes import pixellib_compat  # noqa: F401  (graph mode before any model is built)
 
     arrays = decoded([path.read_bytes() for path in args.images])
     figures = {}
-    # Every tutorial request first: they clear the Keras session, which resident engines
+    # Every tutorial request first: they clear the Keras session, which resident models
     # loaded earlier would not survive.
     tutorial = {
         model: [per_request(model, arrays[index % len(arrays)]) for index in range(args.rounds)]

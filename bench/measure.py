@@ -1,6 +1,6 @@
 """Each benchmark: a function that measures one thing side by side and returns its figures.
 
-Raw figures come from this process (engines loaded here, the same images); service figures
+Raw figures come from this process (models loaded here, the same images); service figures
 from the real web and worker processes over HTTP. Latencies are in milliseconds.
 """
 
@@ -17,8 +17,9 @@ from PIL import Image
 
 from bench import load
 from core.imageio import decode_image
+from core.repository import local_specs
 from workers import registry, rendering
-from workers.catalog import get_spec
+from workers.model import Model
 
 
 def percentile(values, q):
@@ -37,10 +38,15 @@ def decoded(images):
     return [decode_image(io.BytesIO(data), 10**9).rgb for data in images]
 
 
+def loaded_model(model):
+    """The named model as a worker keeps it: loaded and warmed up once in this process."""
+    registry.load_models([local_specs()[model]])
+    return registry.get_model(model)
+
+
 def raw_latencies(model, images, rounds):
-    """engine.infer alone, in this process, on the decoded images."""
-    registry.load_engines([model])
-    engine = registry.get_engine(model)
+    """Model.infer alone, in this process, on the decoded images."""
+    engine = loaded_model(model)
     arrays = decoded(images)
     latencies = []
     for index in range(rounds):
@@ -57,10 +63,9 @@ def overhead(base_url, token, model, images, rounds=30):
     The two take turns on the same image, so that a busy spell of this shared machine
     falls on both alike; the first rounds only warm the web process up.
     """
-    registry.load_engines([model])
-    engine = registry.get_engine(model)
+    engine = loaded_model(model)
     arrays = decoded(images)
-    task = get_spec(model).task
+    task = engine.spec.task
     raw, full = [], []
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Token {token}"}, timeout=120) as client:
         for index in range(rounds + 3):
@@ -116,7 +121,7 @@ def throughput(base_url, token, model, images, count=60):
 
 def _jobs_through(base_url, token, model, images, count):
     """Submit `count` jobs by 8 clients at once; their JSON once all have ended."""
-    ids = asyncio.run(_submit_all(base_url, token, images, get_spec(model).task, model, count, 8))
+    ids = asyncio.run(_submit_all(base_url, token, images, local_specs()[model].task, model, count, 8))
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Token {token}"}, timeout=60) as client:
         # Two list reads a second, not a read per job: the poller must not take the
         # workers' cores. The figure comes from `finished_at`, not from when polling saw it.
@@ -138,14 +143,15 @@ def raw_throughput(model, images, count=60):
 
 def residency(model, images, rounds=10):
     """The tutorial's way (build and load the model, segment, discard, for every request)
-    against a resident engine: median latency of each, and the ratio."""
-    spec = get_spec(model)
+    against a resident model: median latency of each, and the ratio."""
+    spec = local_specs()[model]
     arrays = decoded(images)
     per_request = []
     for index in range(rounds):
         started = time.perf_counter()
-        engine = registry.create_engine(spec)
-        engine.load()
+        # Built and loaded, not warmed up. Model() also checks the file's sha256, which the
+        # tutorial did not: a few ms for these few MB, so the ratio errs a little high.
+        engine = Model(spec)
         engine.infer(arrays[index % len(arrays)], {})
         per_request.append((time.perf_counter() - started) * 1000)
         del engine
@@ -164,8 +170,7 @@ def api_under_load(base_url, token, job_id, image, clients=50, seconds=10):
 
 def payload(model, images):
     """Bytes of MAX's JSON seg_map (at its 513 px and at the original size) against our mask.png."""
-    registry.load_engines([model])
-    engine = registry.get_engine(model)
+    engine = loaded_model(model)
     rows = []
     for data, rgb in zip(images, decoded(images), strict=True):
         class_map = engine.infer(rgb, {}).class_map

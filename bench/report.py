@@ -19,7 +19,7 @@ def markdown(results):
         "| figure | measured | target | met |",
         "|---|---|---|---|",
     ]
-    sections = (_overhead, _throughput, _residency, _batching, _api_under_load, _payload, _memory)
+    sections = (_overhead, _throughput, _residency, _api_under_load, _payload, _memory)
     for section in sections:
         for figure, measured, target, met in section(results):
             verdict = "" if met is None else ("yes" if met else "**no**")
@@ -71,18 +71,6 @@ def _residency(results):
             f"{r['per_request']['p50'] / 1000:.1f} s vs {r['resident']['p50'] / 1000:.1f} s: {r['ratio']} ×",
             "≥ 10 ×",
             r["ratio"] >= 10,
-        )
-
-
-def _batching(results):
-    for model, b in results.get("batching", {}).items():
-        rates = ", ".join(f"{r['images_per_second']} at {r['batch']}" for r in b["rows"])
-        how = "one invoke per batch" if b["one_pass"] else "the model takes batch 1 only: a loop"
-        yield (
-            f"batched inference, `{model}`, raw engine on CPU ({how})",
-            f"images/s by batch size: {rates}",
-            "",
-            None,
         )
 
 

@@ -77,9 +77,8 @@ def main():
 
 
 def _light_models(service, images, results, quick):
-    """Overhead, residency, payload, batching and throughput, with the web process and light
-    workers."""
-    from bench import batching, measure
+    """Overhead, residency, payload and throughput, with the web process and light workers."""
+    from bench import measure
 
     web = service.start_web()
     worker = service.start_worker("bench-1")  # INFERENCE_THREADS: all the cores
@@ -90,9 +89,6 @@ def _light_models(service, images, results, quick):
         model: measure.residency(model, images, rounds=5 if quick else 10) for model in LIGHT
     }
     results["payload"] = measure.payload(LIGHT[0], images)
-    results["batching"] = {
-        model: batching.batch_sizes(model, images, rounds=1 if quick else 3) for model in LIGHT
-    }
 
     # Raw images/s is measured again after each service figure, and each ratio is taken to
     # the mean of the raw figures on either side of it: the machine's load drifts.
@@ -123,7 +119,7 @@ def _light_models(service, images, results, quick):
         },
     }
     for worker in workers:
-        service.stop(worker)  # submissions under load only queue; no worker competes for the cores
+        service.stop(worker)  # no consuming worker competes with the submissions under load
     service.stop(web)
 
 
@@ -132,6 +128,11 @@ def _api_under_load(service, image, results, quick):
     from bench import load, measure
 
     seconds = 3 if quick else 10
+    # The web process takes a job only while a live worker announces its model. This one
+    # announces the light models but consumes nothing: the submissions only queue, and no
+    # inference competes with the web process for the cores.
+    idle = service.start_worker("bench-idle")
+    service.stop_consuming(idle)
     web = service.start_web()
     job_id = _any_job(web.url, service.token)
     results["api_under_load"] = measure.api_under_load(web.url, service.token, job_id, image, seconds=seconds)
@@ -141,10 +142,11 @@ def _api_under_load(service, image, results, quick):
         f"{uncached.url}/api/v1/jobs/{job_id}/", service.token, 50, seconds
     )
     service.stop(uncached)
+    service.stop(idle)
 
 
 def _heavy_models(service, images, results, quick):
-    """PixelLib's tutorial against resident heavy engines, and a heavy worker's memory."""
+    """PixelLib's tutorial against resident heavy models, and a heavy worker's memory."""
     from bench import heavy
 
     results["residency_heavy"] = heavy.residency_heavy(images, rounds=1 if quick else 2)

@@ -25,12 +25,6 @@ RESULTS = {
         "rounds": 2,
         "models": {"h": {"per_request": {"p50": 28000.0}, "resident": {"p50": 3600.0}, "ratio": 7.8}},
     },
-    "batching": {
-        "m": {
-            "one_pass": True,
-            "rows": [{"batch": 1, "images_per_second": 15.3}, {"batch": 2, "images_per_second": 16.2}],
-        }
-    },
     "api_under_load": {
         "status_reads": {"requests_per_second": 650.0, "p99_ms": 120.0, "errors": 0, "tool": "wrk"},
         "status_reads_uncached": {"requests_per_second": 400.0, "p99_ms": 200.0, "errors": 0, "tool": "wrk"},
@@ -61,7 +55,6 @@ def test_each_target_is_judged_from_the_numbers():
     assert judged("| residency, `m`: load") == "yes |"
     assert judged("| residency, `h`: PixelLib's tutorial") == "**no** |"  # 7.8 x
     assert judged("| status reads, 50 concurrent clients") == "**no** |"  # p99
-    assert "images/s by batch size: 15.3 at 1, 16.2 at 2" in table
     assert "200 × smaller" in table and "commit `abc1234` on 2 cores" in table
     assert "2180 MB (`h`, after a job)" in table
 
