@@ -72,10 +72,9 @@ def _key(worker, pid):
 
 def publish(worker, payload, pid=None):
     """One announcement, valid for TTL_SECONDS; returns its key."""
-    key = _key(worker, pid or os.getpid())
-    _redis().set(
-        key, json.dumps({"worker": worker, "pid": pid or os.getpid(), "models": payload}), ex=TTL_SECONDS
-    )
+    pid = pid or os.getpid()
+    key = _key(worker, pid)
+    _redis().set(key, json.dumps({"worker": worker, "pid": pid, "models": payload}), ex=TTL_SECONDS)
     return key
 
 

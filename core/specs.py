@@ -16,7 +16,11 @@ SPEC_FILE = "model.toml"
 SEMANTIC = "semantic"
 INSTANCE = "instance"
 MATTE = "matte"
-TASKS = (SEMANTIC, INSTANCE, MATTE)
+TASKS = (SEMANTIC, INSTANCE, MATTE)  # what a model does
+# What a job does: a model's own output, or a cutout (the background removed, blurred or
+# replaced), which any of the three kinds of model can drive.
+CUTOUT = "cutout"
+JOB_TASKS = (*TASKS, CUTOUT)
 
 # runtime -> the weight file's suffix it loads
 RUNTIMES = {"litert": ".tflite", "onnx": ".onnx", "pixellib": ".h5"}

@@ -15,7 +15,7 @@ from django.db import DatabaseError, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core.specs import TASKS
+from core.specs import JOB_TASKS
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +55,18 @@ class Job(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
-    task = models.CharField(max_length=16, choices=[(t, t) for t in TASKS])
+    task = models.CharField(max_length=16, choices=[(t, t) for t in JOB_TASKS])
     model = models.CharField(max_length=64)
     # The Celery queue its model's spec routes it to, decided once at submit: a resend
     # (the reaper's, a recovery's) goes where the first message went.
     queue = models.CharField(max_length=64, default="light")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    input = models.FileField(upload_to=input_upload_to, max_length=255)
+    input = models.FileField(upload_to=input_upload_to, max_length=255, blank=True)
     input_name = models.CharField(max_length=255, blank=True)
-    input_width = models.PositiveIntegerField()
-    input_height = models.PositiveIntegerField()
+    # A photo given by URL is fetched by the worker: until then no input file, no size.
+    input_url = models.CharField(max_length=2000, blank=True)
+    input_width = models.PositiveIntegerField(null=True, blank=True)
+    input_height = models.PositiveIntegerField(null=True, blank=True)
     options = models.JSONField(default=dict, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
@@ -119,6 +121,11 @@ class Job(models.Model):
         """The stored input's name within the job's folder, e.g. input.jpg."""
         return self.input.name.rsplit("/", 1)[-1]
 
+    def input_names(self):
+        """The files the client sent, kept when the job is canceled: the photo, and a
+        cutout's background image."""
+        return tuple(n for n in (self.input_filename, self.options.get("background_image")) if n)
+
     @property
     def duration_ms(self):
         if self.started_at and self.finished_at:
@@ -171,6 +178,12 @@ class Job(models.Model):
             enqueued_at=None,
             stage=self.Stage.QUEUED,
         )
+
+    def record_input(self, name, width, height):
+        """The photo a worker fetched from input_url: its stored file's name and its size."""
+        Job.objects.filter(pk=self.pk).update(input=name, input_width=width, input_height=height)
+        self.input.name, self.input_width, self.input_height = name, width, height
+        effects().stage_changed(self)
 
     def advance(self, stage):
         """Record the running attempt's stage; a plain UPDATE (no signal, no webhook): it is

@@ -16,16 +16,17 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DEBUG = env_bool("DEBUG", False)
 # Production passes SECRET_KEY. A checkout has the random one `make setup` wrote, so that
 # the README's commands (`manage.py issue_token alice`) work in a fresh shell as written.
-# Images never hold that file (.dockerignore), so a container without SECRET_KEY still fails.
-SECRET_KEY_FILE = BASE_DIR / ".secret_key"
+# Images never hold that file (.dockerignore), so a container without SECRET_KEY still fails;
+# SECRET_KEY_FILE may name another (a Docker or Kubernetes secret's file).
+SECRET_KEY_FILE = env_path("SECRET_KEY_FILE", BASE_DIR / ".secret_key")
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY and SECRET_KEY_FILE.is_file():
     SECRET_KEY = SECRET_KEY_FILE.read_text().strip()
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set, and there is no .secret_key (`make setup` writes one). Set it to "
-            "a long random string, or DEBUG=true for development."
+            f"SECRET_KEY is not set, and there is no {SECRET_KEY_FILE} (`make setup` writes one). "
+            "Set it to a long random string, or DEBUG=true for development."
         )
     SECRET_KEY = "insecure-development-key-only-used-when-DEBUG-is-true"
 
@@ -176,6 +177,13 @@ if MAX_IMAGE_SIZE > 1024:
 # Hosts a webhook may go to even though they resolve to a loopback, private, link-local or
 # reserved address (a local receiver in development and tests). Exact host names or IPs.
 WEBHOOK_ALLOWED_HOSTS = [host.lower() for host in env_list("WEBHOOK_ALLOWED_HOSTS", [])]
+
+# Image URLs (`image_url`, remove.bg's and rembg's URL inputs), fetched by the worker under
+# the webhooks' address rules (workers/fetching.py): public addresses only, unless listed here.
+IMAGE_URL_ALLOWED_HOSTS = [host.lower() for host in env_list("IMAGE_URL_ALLOWED_HOSTS", [])]
+IMAGE_URL_MAX_BYTES = env_int("IMAGE_URL_MAX_BYTES", MAX_UPLOAD_BYTES, minimum=1024)
+IMAGE_URL_TIMEOUT = env_int("IMAGE_URL_TIMEOUT", 20, minimum=1)
+IMAGE_URL_MAX_REDIRECTS = env_int("IMAGE_URL_MAX_REDIRECTS", 3, minimum=0)
 # Seconds one delivery attempt may take in all, connecting and reading included.
 WEBHOOK_TIMEOUT = env_int("WEBHOOK_TIMEOUT", 10, minimum=1)
 # Delays before each retry, in seconds: the Standard Webhooks schedule (5 s, 5 min, 30 min,

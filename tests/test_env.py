@@ -91,11 +91,24 @@ def start_django(**env):
     )
 
 
-def test_settings_refuse_to_load_without_a_secret_key_when_debug_is_off():
-    started = start_django(DEBUG="false")
+def test_settings_refuse_to_load_without_a_secret_key_when_debug_is_off(tmp_path):
+    started = start_django(DEBUG="false", SECRET_KEY_FILE=str(tmp_path / "absent"))
 
     assert started.returncode != 0
     assert "ImproperlyConfigured" in started.stderr and "SECRET_KEY is not set" in started.stderr
+    assert str(tmp_path / "absent") in started.stderr
+
+
+def test_settings_take_the_secret_key_from_its_file_when_the_variable_is_unset(tmp_path):
+    (tmp_path / "secret").write_text("a-secret-from-a-file\n")
+    command = "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)"
+    environ = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
+    environ.update(DJANGO_SETTINGS_MODULE="segsite.settings", SECRET_KEY_FILE=str(tmp_path / "secret"))
+    shown = subprocess.run(
+        [sys.executable, "-c", command], cwd=REPO, env=environ, capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == "a-secret-from-a-file"
 
 
 def test_settings_load_without_a_secret_key_in_debug():

@@ -43,7 +43,7 @@ class Model:
     def infer(self, rgb, options):
         """One (H, W, 3) uint8 photo in; a result at its own size out.
 
-        `options` are the job's, as the engine takes them: class_ids, score_threshold.
+        `options`: class_ids (the classes to keep) and score_threshold (instance models).
         """
         height, width = rgb.shape[:2]
         if self.decoder is dense:

@@ -5,29 +5,26 @@ Only this module touches the ORM and files on the worker side, and no transactio
 held open across inference.
 """
 
+import io
 import logging
 import time
-from dataclasses import dataclass
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.files.storage import default_storage
 
 from core.imageio import ImageError, decode_image
 from core.joblog import job_context
-from core.specs import INSTANCE, MATTE, SEMANTIC
-from jobs.lifecycle.storage import delete_job_files, write_job_file
+from core.specs import CUTOUT, INSTANCE, MATTE, SEMANTIC
+from jobs.lifecycle.services import EXTENSIONS
+from jobs.lifecycle.storage import delete_job_files, job_file_path, write_job_file
 from jobs.models import Job
-from workers import rendering, summary
+from workers import cutout, rendering, summary
+from workers.fetching import fetch_image
 from workers.registry import ModelNotLoaded, get_model
+from workers.rendering import Rendered
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Rendered:
-    files: dict  # file name -> encoded bytes
-    outputs: dict  # kind -> file name
-    summary: dict
 
 
 def run_job(job_id, worker, redelivered=False):
@@ -75,17 +72,20 @@ def _discard(job):
     if status is None:
         delete_job_files(job.id)
     elif status == Job.Status.CANCELED:
-        delete_job_files(job.id, keep=(job.input_filename,))
+        delete_job_files(job.id, keep=job.input_names())
     # Otherwise another attempt owns the job and its files: leave them alone.
 
 
 def _process(job):
-    # 1. Decode the stored input exactly as the API validated it (claim set `decoding`).
-    with job.input.open("rb") as fileobj:
-        decoded = decode_image(fileobj, settings.MAX_IMAGE_PIXELS)
+    # 1. Decode the stored input exactly as the API validated it (claim set `decoding`),
+    #    or fetch it from its URL first; and a cutout's background image with it.
+    decoded = _input(job)
+    background = _background(job)
 
     # 2. Infer at the original size, then render.
-    rendered, inference_ms, rendering_ms = segment(decoded.rgb, job.model, job.options, advance=job.advance)
+    rendered, inference_ms, rendering_ms = segment(
+        decoded.rgb, job.model, job.options, advance=job.advance, task=job.task, background_image=background
+    )
 
     # 3. Store (part of the rendering stage: a millisecond, not worth a database write).
     for name, data in rendered.files.items():
@@ -93,22 +93,52 @@ def _process(job):
     return rendered, inference_ms, rendering_ms
 
 
-def segment(rgb, model, options, advance=lambda stage: None):
+def _input(job):
+    """The job's photo, decoded. One given by URL is fetched once and stored: a later
+    attempt finds it as an uploaded one (and the client can download what was used)."""
+    if job.input:
+        with job.input.open("rb") as fileobj:
+            return decode_image(fileobj, settings.MAX_IMAGE_PIXELS)
+    data = fetch_image(job.input_url)
+    decoded = decode_image(io.BytesIO(data), settings.MAX_IMAGE_PIXELS)
+    name = write_job_file(job, "input" + EXTENSIONS[decoded.format], data)
+    job.record_input(name, decoded.width, decoded.height)
+    return decoded
+
+
+def _background(job):
+    """A cutout's background image, decoded: uploaded with the job, or fetched by URL."""
+    if "background_image" in job.options:
+        with default_storage.open(job_file_path(job, job.options["background_image"]), "rb") as fileobj:
+            return decode_image(fileobj, settings.MAX_IMAGE_PIXELS).rgb
+    if "background_url" in job.options:
+        return decode_image(
+            io.BytesIO(fetch_image(job.options["background_url"])), settings.MAX_IMAGE_PIXELS
+        ).rgb
+    return None
+
+
+def segment(rgb, model, options, advance=lambda stage: None, task=None, background_image=None):
     """Infer and render one decoded image with a loaded model; no database, no files.
 
-    Shared by the worker and `manage.py segment`. Returns (Rendered, inference_ms,
-    rendering_ms); `advance` hears each stage as it starts.
+    Shared by the worker and `manage.py segment`. `task` is the job's (its model's own,
+    or cutout), `background_image` a cutout's decoded background. Returns (Rendered,
+    inference_ms, rendering_ms); `advance` hears each stage as it starts.
     """
     loaded = get_model(model)
     spec = loaded.spec
+    task = task or spec.task
     advance(Job.Stage.INFERRING)
     started = time.monotonic()
-    result = loaded.infer(rgb, _engine_options(options, spec))
+    result = loaded.infer(rgb, _model_options(options, spec))
     inference_ms = _elapsed_ms(started)
 
     advance(Job.Stage.RENDERING)
     started = time.monotonic()
-    rendered = RENDERERS[spec.task](rgb, result, spec.labels)
+    if task == CUTOUT:
+        rendered = cutout.render_cutout(rgb, result, spec, options, background_image)
+    else:
+        rendered = RENDERERS[task](rgb, result, spec.labels)
     return rendered, inference_ms, _elapsed_ms(started)
 
 
@@ -155,8 +185,8 @@ def _render_matte(rgb, result, labels):
 RENDERERS = {SEMANTIC: _render_semantic, INSTANCE: _render_instance, MATTE: _render_matte}
 
 
-def _engine_options(job_options, spec):
-    """A job's options as the engine takes them: label names become class ids."""
+def _model_options(job_options, spec):
+    """A job's options as a model's infer() takes them: label names become class ids."""
     options = {}
     if job_options.get("classes"):
         options["class_ids"] = [spec.labels.index(name) for name in job_options["classes"]]

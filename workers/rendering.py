@@ -6,6 +6,7 @@ overlays are pictures for people, kept as PIL images until encode_jpeg.
 
 import colorsys
 import io
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -17,6 +18,15 @@ OVERLAY_ALPHA = 0.5
 OVERLAY_JPEG_QUALITY = 90
 # libjpeg cannot hold a side longer than this; such an overlay is written as a PNG.
 JPEG_MAX_SIDE = 65500
+
+
+@dataclass
+class Rendered:
+    """What a job writes: its files, which of them is which output, and its summary."""
+
+    files: dict  # file name -> encoded bytes
+    outputs: dict  # kind -> file name
+    summary: dict
 
 
 @lru_cache(maxsize=1)

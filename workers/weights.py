@@ -76,6 +76,11 @@ def _open_source(weight, source):
     if source and not _is_url(source):
         return _open_local(weight, Path(source))
     url = f"{source.rstrip('/')}/{weight.file}" if source else weight.url
+    if not url:
+        raise FetchError(
+            f"{weight.file} has no download URL (weights.url): put the file in the model's folder, "
+            "or run `fetch_models --source DIR` with the folder holding it"
+        )
     try:
         return {"stream": urllib.request.urlopen(url, timeout=30), "where": url}
     except (urllib.error.URLError, OSError) as exc:

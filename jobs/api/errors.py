@@ -37,6 +37,7 @@ OWN_VALIDATION_CODES = {
     "model_task_mismatch",
     "model_unavailable",
     "invalid_webhook_url",
+    "invalid_image_url",
 }
 
 _CODES = {

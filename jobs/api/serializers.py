@@ -4,12 +4,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from core.specs import INSTANCE, MATTE, TASKS
+from core.specs import CUTOUT, INSTANCE, JOB_TASKS, MATTE
 from jobs.api.files import signed_file_url
 from jobs.api.links import absolute_url
 from jobs.lifecycle import resolver
+from jobs.lifecycle.cutouts import CutoutOptionError, cutout_options
 from jobs.models import WEBHOOK_EVENTS, Job, WebhookAttempt, WebhookDelivery
-from jobs.webhooks.addresses import MAX_URL_LENGTH, WebhookURLError, resolve
+from jobs.webhooks.addresses import MAX_URL_LENGTH, WebhookURLError, check_syntax, resolve
 
 
 class CommaListField(serializers.ListField):
@@ -22,12 +23,26 @@ class CommaListField(serializers.ListField):
         return super().to_internal_value(items)
 
 
+CUTOUT_FIELDS = ("foreground", "background", "blur_radius", "background_image", "crop", "crop_margin")
+
+
 class JobCreateSerializer(serializers.Serializer):
-    image = serializers.FileField(allow_empty_file=False)
-    task = serializers.ChoiceField(choices=TASKS)
+    image = serializers.FileField(allow_empty_file=False, required=False)
+    image_url = serializers.CharField(
+        required=False, max_length=MAX_URL_LENGTH, help_text="instead of image: fetched by the worker"
+    )
+    task = serializers.ChoiceField(choices=JOB_TASKS)
     model = serializers.CharField(required=False, max_length=64)
     classes = CommaListField(child=serializers.CharField(max_length=64), required=False, max_length=100)
     score_threshold = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+    # A cutout's: see jobs/lifecycle/cutouts.py.
+    foreground = CommaListField(child=serializers.CharField(max_length=64), required=False, max_length=100)
+    background = serializers.CharField(required=False, max_length=64)
+    blur_radius = serializers.FloatField(required=False)
+    background_image = serializers.FileField(required=False, allow_empty_file=False)
+    # Null when absent: a multipart form's missing checkbox would otherwise read as false.
+    crop = serializers.BooleanField(required=False, allow_null=True, default=None)
+    crop_margin = serializers.CharField(required=False, max_length=16)
     webhook_url = serializers.CharField(required=False, max_length=MAX_URL_LENGTH)
     webhook_events = CommaListField(
         child=serializers.ChoiceField(choices=WEBHOOK_EVENTS),
@@ -43,10 +58,23 @@ class JobCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError(str(exc), code="invalid_webhook_url") from None
         return url
 
+    def validate_image_url(self, url):
+        try:
+            check_syntax(url)  # the address rules apply in the worker, at every redirect
+        except WebhookURLError as exc:
+            raise serializers.ValidationError(str(exc), code="invalid_image_url") from None
+        return url
+
     def validate(self, data):
+        if ("image" in data) == ("image_url" in data):
+            raise serializers.ValidationError({"image": "send an image file, or an image_url (one of them)"})
         # A refused model (unknown, wrong task, served by no live worker) is answered by
         # the exception handler in the same shape as on every other endpoint.
         spec = resolver.resolve(data["task"], data.get("model"))
+        if data["task"] == CUTOUT:
+            self._check_cutout(spec, data)
+        elif given := [name for name in CUTOUT_FIELDS if data.get(name) is not None]:
+            raise serializers.ValidationError({given[0]: f"{given[0]} is an option of task=cutout"})
         unknown = [c for c in data.get("classes", []) if c not in spec.labels]
         if spec.task == MATTE and data.get("classes"):
             raise serializers.ValidationError(
@@ -57,7 +85,7 @@ class JobCreateSerializer(serializers.Serializer):
                 {"classes": f"{', '.join(map(repr, unknown))} not among {spec.name}'s labels"},
                 code="unknown_class",
             )
-        if "score_threshold" in data and spec.task != INSTANCE:
+        if "score_threshold" in data and spec.task != INSTANCE:  # a cutout's model's task
             raise serializers.ValidationError(
                 {"score_threshold": "only instance segmentation takes a score threshold"}
             )
@@ -65,6 +93,26 @@ class JobCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError({"webhook_events": "webhook_events needs a webhook_url"})
         data["spec"] = spec
         return data
+
+    def _check_cutout(self, spec, data):
+        if "classes" in data:
+            raise serializers.ValidationError({"classes": "a cutout names its classes as foreground"})
+        try:
+            self._cutout_options(spec, data, "background")
+        except CutoutOptionError as exc:
+            raise serializers.ValidationError({exc.field: exc.message}) from None
+
+    @staticmethod
+    def _cutout_options(spec, data, background_image):
+        return cutout_options(
+            spec,
+            foreground=data.get("foreground", ()),
+            background=data.get("background", "transparent"),
+            blur_radius=data.get("blur_radius"),
+            crop=data.get("crop", False),
+            crop_margin=data.get("crop_margin"),
+            background_image=background_image if "background_image" in data else None,
+        )
 
     def webhook(self):
         """(url, events) for the job: events in lifecycle order, `completed` by default."""
@@ -74,8 +122,14 @@ class JobCreateSerializer(serializers.Serializer):
         events = set(data.get("webhook_events") or ["completed"])
         return data["webhook_url"], [event for event in WEBHOOK_EVENTS if event in events]
 
-    def job_options(self):
+    def job_options(self, background_image=None):
+        """The job's options; `background_image`: the stored background's file name."""
         data = self.validated_data
+        if data["task"] == CUTOUT:
+            options = self._cutout_options(data["spec"], data, background_image)
+            if "score_threshold" in data:
+                options["score_threshold"] = data["score_threshold"]
+            return options
         options = {}
         if data.get("classes"):
             options["classes"] = sorted(set(data["classes"]))
@@ -100,9 +154,13 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
 
 class JobInputSerializer(serializers.Serializer):
     filename = serializers.CharField(help_text="the uploaded file's name")
-    width = serializers.IntegerField(help_text="as displayed: EXIF orientation applied")
-    height = serializers.IntegerField()
-    url = serializers.URLField(help_text="signed, expires after FILE_URL_MAX_AGE")
+    width = serializers.IntegerField(allow_null=True, help_text="as displayed: EXIF orientation applied")
+    height = serializers.IntegerField(allow_null=True)
+    url = serializers.URLField(
+        allow_null=True,
+        help_text="signed, expires after FILE_URL_MAX_AGE; null until an image_url is fetched",
+    )
+    source_url = serializers.CharField(allow_null=True, help_text="the image_url it was fetched from, if any")
 
 
 class JobTimingsSerializer(serializers.Serializer):
@@ -176,12 +234,14 @@ class JobSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(JobInputSerializer)
     def get_input(self, job):
-        name = job.input_filename
         return {
             "filename": job.input_name,
             "width": job.input_width,
             "height": job.input_height,
-            "url": signed_file_url(self.context.get("request"), job, name),
+            "url": signed_file_url(self.context.get("request"), job, job.input_filename)
+            if job.input
+            else None,
+            "source_url": job.input_url or None,
         }
 
     @extend_schema_field(JobTimingsSerializer)

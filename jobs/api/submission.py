@@ -13,14 +13,14 @@ from jobs.lifecycle.waiting import wait_until_finished
 from jobs.models import Job
 
 
-def create(user, upload, decoded, spec, options, **webhook_and_key):
+def create(user, upload, decoded, spec, options, **job_fields):
     """Store and queue the job; 503 `queue_unavailable` (nothing kept) when the broker is down.
 
     The caller has checked capacity (backpressure.check_capacity) before decoding, so a
     full queue costs no decode. Raises DuplicateSubmit for a raced Idempotency-Key.
     """
     try:
-        return create_job(user, upload, decoded, spec, options, **webhook_and_key)
+        return create_job(user, upload, decoded, spec, options, **job_fields)
     except BrokerUnavailable:
         raise queue_unavailable() from None
 

@@ -30,7 +30,7 @@ from jobs.api.serializers import AccountSerializer, JobCreateSerializer, JobSeri
 from jobs.api.uploads import check_content_length, decode_upload
 from jobs.lifecycle import services
 from jobs.lifecycle.resolver import catalog, default_models
-from jobs.lifecycle.services import DuplicateSubmit, delete_job
+from jobs.lifecycle.services import EXTENSIONS, DuplicateSubmit, delete_job
 from jobs.lifecycle.storage import job_file_path
 from jobs.lifecycle.waiting import waiting_slot
 from jobs.models import Job, WebhookSecret
@@ -100,8 +100,11 @@ class JobViewSet(
         serializer.is_valid(raise_exception=True)
 
         # 2. Decode now, so a bad image is the client's 4xx, not a failed job later.
-        upload = serializer.validated_data["image"]
-        decoded = decode_upload(upload)
+        upload = serializer.validated_data.get("image")
+        decoded = decode_upload(upload) if upload else None
+        files = {}
+        if background := serializer.validated_data.get("background_image"):
+            files["background" + EXTENSIONS[decode_upload(background).format]] = background
 
         # 3. Store and queue, unless this is a retry of a submit that went through.
         if earlier is not None:
@@ -114,10 +117,13 @@ class JobViewSet(
                 upload,
                 decoded,
                 data["spec"],
-                serializer.job_options(),
+                serializer.job_options(background_image=next(iter(files), None)),
                 webhook_url=webhook_url,
                 webhook_events=webhook_events,
                 idempotency_key=idempotency_key,
+                task=data["task"],
+                files=files,
+                image_url=data.get("image_url", ""),
             )
         except DuplicateSubmit as duplicate:
             return _replay(request, duplicate.job)

@@ -34,8 +34,11 @@ def job_url(request, job):
     return absolute_url(request, reverse("job-detail", kwargs={"pk": job.id}))
 
 
-def run_to_completion(request, upload, decoded, spec):
-    """Queue a job as the API does and wait for it; return it succeeded, or raise."""
+def run_to_completion(request, upload, decoded, spec, options=None, **job_fields):
+    """Queue a job as the API does and wait for it; return it succeeded, or raise.
+
+    `job_fields` go to services.create_job: `task` (cutout), `files`, `image_url`.
+    """
     with waiting_slot(SLOT_WAIT_SECONDS) as free:
         if not free:  # checked before the job exists, so no job is left behind unwatched
             raise APIError(
@@ -45,7 +48,7 @@ def run_to_completion(request, upload, decoded, spec):
                 headers={"Retry-After": "5"},
             )
         check_capacity(request.user)
-        job = submission.create(request.user, upload, decoded, spec, options={})
+        job = submission.create(request.user, upload, decoded, spec, options or {}, **job_fields)
         job = submission.wait_for(job, settings.COMPAT_TIMEOUT)
     if job.status == Job.Status.SUCCEEDED:
         return job

@@ -14,6 +14,7 @@ import redis
 
 from core import serving
 from core.repository import local_specs
+from core.specs import CUTOUT, SEMANTIC
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,10 @@ def resolve(task, requested=None):
     model_unavailable (503, no live worker serves it now).
     """
     entries = catalog()
-    name = requested or default_models(entries).get(task)
+    # A cutout runs a model of any task; with none named, the semantic default (the best
+    # person IoU on VOC scene photos: README, "Effects").
+    model_task = SEMANTIC if task == CUTOUT else task
+    name = requested or default_models(entries).get(model_task)
     if name is None:
         raise ModelRefused(
             "model_unavailable", f"This server has no {task} model.", 503, UNAVAILABLE_RETRY_AFTER
@@ -91,7 +95,7 @@ def resolve(task, requested=None):
         raise ModelRefused(
             "unknown_model", f"unknown model {name!r}; {task} models: {known} (GET /api/v1/models/)"
         )
-    if entry.spec.task != task:
+    if task != CUTOUT and entry.spec.task != task:
         raise ModelRefused(
             "model_task_mismatch", f"model {name!r} does {entry.spec.task} segmentation, not {task}"
         )

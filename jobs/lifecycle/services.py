@@ -2,13 +2,15 @@
 
 import logging
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from celery import current_app
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 from kombu.exceptions import OperationalError
 
-from jobs.lifecycle.storage import delete_job_files
+from jobs.lifecycle.storage import delete_job_files, job_file_path
 from jobs.models import Job
 from jobs.ops import metrics
 
@@ -34,10 +36,25 @@ class DuplicateSubmit(Exception):
         self.job = job
 
 
-def create_job(owner, upload, decoded, spec, options, webhook_url="", webhook_events=(), idempotency_key=""):
+def create_job(
+    owner,
+    upload,
+    decoded,
+    spec,
+    options,
+    webhook_url="",
+    webhook_events=(),
+    idempotency_key="",
+    task=None,
+    files=None,
+    image_url="",
+):
     """Store the upload, commit the row, then queue the job.
 
-    `spec` is the model's, as the resolver answered it. Called outside any transaction (the API runs in autocommit): the worker must find the
+    `spec` is the model's, as the resolver answered it; `task` the job's when it is not the
+    model's own (a cutout); `files` more uploads to keep beside the input, by file name
+    (a cutout's background image). With `image_url` instead of an upload (`upload` and
+    `decoded` None), the worker fetches the photo (workers/fetching.py). Called outside any transaction (the API runs in autocommit): the worker must find the
     committed row when the message arrives. Enqueueing explicitly after the commit, rather
     than in an on_commit hook, lets a broker failure reach the caller as BrokerUnavailable.
     The caller looks the idempotency key up first (job_with_key); two retries racing past
@@ -45,19 +62,24 @@ def create_job(owner, upload, decoded, spec, options, webhook_url="", webhook_ev
     """
     job = Job(
         owner=owner,
-        task=spec.task,
+        task=task or spec.task,
         model=spec.name,
         queue=spec.queue,
         options=options,
-        input_name=Path(upload.name or "").name[:255],
-        input_width=decoded.width,
-        input_height=decoded.height,
+        input_name=Path(upload.name or "" if upload else urlsplit(image_url).path).name[:255],
+        input_url=image_url,
+        input_width=decoded.width if decoded else None,
+        input_height=decoded.height if decoded else None,
         webhook_url=webhook_url,
         webhook_events=list(webhook_events),
         idempotency_key=idempotency_key,
     )
-    upload.seek(0)
-    job.input.save("input" + EXTENSIONS[decoded.format], upload, save=False)
+    if upload is not None:
+        upload.seek(0)
+        job.input.save("input" + EXTENSIONS[decoded.format], upload, save=False)
+    for name, extra in (files or {}).items():
+        extra.seek(0)
+        default_storage.save(job_file_path(job, name), extra)
     try:
         with transaction.atomic():
             job.save(force_insert=True)

@@ -1,4 +1,5 @@
-"""Where a webhook may go: http(s) URLs whose host resolves only to public addresses.
+"""Where we may connect on a client's word: http(s) URLs whose host resolves only to
+public addresses. Webhook receivers, and image URLs a worker fetches (workers/fetching.py).
 
 Checked when a job is submitted (a clear 400) and again at every attempt, after DNS
 resolution, on the very address the request then connects to: a host that resolved to a
@@ -35,15 +36,21 @@ class Target:
     address: str  # the checked IP the request connects to
 
 
-def resolve(url):
-    """The URL's target with a checked address to connect to; raises WebhookURLError."""
+def resolve(url, allowed_hosts=None, purpose="webhooks go", setting="WEBHOOK_ALLOWED_HOSTS"):
+    """The URL's target with a checked address to connect to; raises WebhookURLError.
+
+    `allowed_hosts` (default WEBHOOK_ALLOWED_HOSTS) skip the address check: an operator's
+    own hosts, for tests and development; `purpose` and `setting` word the refusal.
+    """
+    if allowed_hosts is None:
+        allowed_hosts = settings.WEBHOOK_ALLOWED_HOSTS
     scheme, host, port, netloc, path = _parse(url)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise UnresolvableHost(f"the host {host} does not resolve ({exc})") from None
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
-    if host.lower() not in settings.WEBHOOK_ALLOWED_HOSTS:
+    if host.lower() not in allowed_hosts:
         # Every address, not only the first: the client library may pick any of them.
         for address in addresses:
             kind = refused_kind(address)
@@ -52,10 +59,16 @@ def resolve(url):
                 # internal DNS through our resolver.
                 named = f"{host} is" if host == address else f"{host} resolves to"
                 raise WebhookURLError(
-                    f"{named} a {kind} address; webhooks go to public addresses only "
-                    "(an operator may allow a host with WEBHOOK_ALLOWED_HOSTS)"
+                    f"{named} a {kind} address; {purpose} to public addresses only "
+                    f"(an operator may allow a host with {setting})"
                 )
     return Target(scheme, host, port, netloc, path, addresses[0])
+
+
+def check_syntax(url):
+    """What can be refused without a DNS lookup (scheme, host, credentials, length): at
+    submit, where a lookup would hold a web thread; resolve() checks the rest later."""
+    _parse(url)
 
 
 def refused_kind(address):
@@ -95,7 +108,7 @@ def _parse(url):
     except ValueError as exc:  # a bad port or a malformed IPv6 literal
         raise WebhookURLError(f"the URL is malformed ({exc})") from None
     if parts.scheme not in ("http", "https"):
-        raise WebhookURLError("only http and https URLs can receive webhooks")
+        raise WebhookURLError("only http and https URLs can be used")
     if not parts.hostname:
         raise WebhookURLError("the URL has no host")
     try:  # international names travel as punycode, in DNS, TLS and the Host header alike
@@ -105,7 +118,7 @@ def _parse(url):
     if parts.username is not None or parts.password is not None:
         # They would travel in clear text in our logs and admin; the signature is the
         # receiver's proof that a delivery comes from us.
-        raise WebhookURLError("the URL must not carry credentials; verify the signature instead")
+        raise WebhookURLError("the URL must not carry credentials (they would be kept in clear text)")
     if any(ord(char) < 33 for char in url):
         raise WebhookURLError("the URL contains spaces or control characters")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

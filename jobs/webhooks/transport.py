@@ -51,11 +51,11 @@ def _attempt(url, body, headers, timeout):
         return Outcome(error=str(exc), retryable=True)  # DNS failures pass
     except addresses.WebhookURLError as exc:
         return Outcome(error=str(exc), retryable=False)
-    connection = _connection(target, timeout)
+    connection = connect(target, timeout)
     # A socket timeout bounds each read, not the whole exchange: a receiver dripping one
     # header line at a time could hold this thread for hours. The watchdog shuts the
     # socket at the deadline, which ends whatever read is under way.
-    watchdog = _Watchdog(connection, timeout)
+    watchdog = Watchdog(connection, timeout)
     try:
         connection.request(
             "POST", target.path, body=body, headers={**headers, "Host": target.netloc}, preload_content=False
@@ -78,7 +78,9 @@ def _attempt(url, body, headers, timeout):
     return _classify(response.status, text, response.headers.get("Location"))
 
 
-class _Watchdog:
+class Watchdog:
+    """Shuts the connection's socket at the deadline, whatever read is under way."""
+
     def __init__(self, connection, timeout):
         self.fired = False
         self._connection = connection
@@ -99,7 +101,8 @@ class _Watchdog:
         self._timer.cancel()
 
 
-def _connection(target, timeout):
+def connect(target, timeout):
+    """An unopened connection to the address resolve() checked; TLS verifies the URL's host."""
     if target.scheme == "https":
         return HTTPSConnection(
             target.address,
