@@ -66,3 +66,44 @@ def test_an_unknown_class_is_refused_before_any_work(tmp_path):
             "--classes",
             "unicorn",
         )
+
+
+def test_a_cutout_batch_writes_the_matte_and_the_cutout_of_each_image(engines, tmp_path):
+    photos = [eval_photo("photos/astronaut.jpg"), eval_photo("photos/chelsea.jpg")]
+    call_command(
+        "segment", *map(str, photos), "--model", "deeplabv3_mnv2_pascal", "--cutout", "--out", str(tmp_path)
+    )
+    for photo in photos:
+        folder = tmp_path / photo.stem
+        assert sorted(p.name for p in folder.iterdir()) == ["cutout.png", "matte.png", "result.json"]
+        with Image.open(photo) as original, Image.open(folder / "cutout.png") as cutout:
+            assert cutout.size == original.size and cutout.mode == "RGBA"
+    assert json.loads((tmp_path / "chelsea" / "result.json").read_text())["classes"] == ["cat"]
+
+
+def test_a_cutout_onto_a_background_image_cropped_to_the_person(engines, tmp_path):
+    photo, behind = eval_photo("photos/astronaut.jpg"), eval_photo("photos/coffee.jpg")
+    call_command(
+        "segment", str(photo), "--model", "deeplabv3_mnv2_pascal", "--cutout", "--classes", "person",
+        "--background-image", str(behind), "--crop", "--crop-margin", "5%", "--out", str(tmp_path),
+    )  # fmt: skip
+    result = json.loads((tmp_path / "astronaut" / "result.json").read_text())
+    assert result["background"] == "image" and result["classes"] == ["person"]
+    with Image.open(tmp_path / "astronaut" / "composite.jpg") as composite:
+        assert list(composite.size) == result["output_size"] == result["crop"][2:]
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--crop"], "--crop goes with --cutout"),
+        (["--cutout", "--background", "plaid"], "--background: background must be"),
+        (["--cutout", "--blur-radius", "5"], "--blur-radius: blur_radius goes with background=blur"),
+    ],
+)
+def test_effect_options_are_checked_as_the_api_checks_them(engines, tmp_path, arguments, message):
+    photo = eval_photo("photos/astronaut.jpg")
+    with pytest.raises(CommandError, match=message):
+        call_command(
+            "segment", str(photo), "--model", "deeplabv3_mnv2_pascal", *arguments, "--out", str(tmp_path)
+        )
