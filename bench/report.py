@@ -19,7 +19,7 @@ def markdown(results):
         "| figure | measured | target | met |",
         "|---|---|---|---|",
     ]
-    sections = (_overhead, _throughput, _residency, _api_under_load, _payload, _memory)
+    sections = (_overhead, _cutout, _throughput, _residency, _api_under_load, _payload, _memory)
     for section in sections:
         for figure, measured, target, met in section(results):
             verdict = "" if met is None else ("yes" if met else "**no**")
@@ -35,6 +35,27 @@ def _overhead(results):
             f"+{o['overhead_p50_ms']} ms",
             "≤ 50 ms at p50",
             o["overhead_p50_ms"] <= 50,
+        )
+
+
+def _cutout(results):
+    for size, c in results.get("cutout", {}).items():
+        target = "≤ 2.5 ×" if size == "12 MP" else ""
+        yield (
+            f"transparent cutout vs semantic job, `deeplabv3_mnv2_pascal`, {size} photo, through the API "
+            "(p50 (p95))",
+            f"{c['cutout']['p50']} ({c['cutout']['p95']}) ms vs {c['semantic']['p50']} ({c['semantic']['p95']}) ms: "
+            f"{c['ratio']} ×",
+            target,
+            c["ratio"] <= 2.5 if target else None,
+        )
+        s = c["steps"]
+        yield (
+            f"cutout steps at {size}, in process (median)",
+            f"refine {s['refine']} ms, decontaminate {s['decontaminate']} ms, matte PNG {s['matte_png']} ms, "
+            f"cutout PNG {s['cutout_png']} ms",
+            "",
+            None,
         )
 
 

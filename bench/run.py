@@ -77,8 +77,8 @@ def main():
 
 
 def _light_models(service, images, results, quick):
-    """Overhead, residency, payload and throughput, with the web process and light workers."""
-    from bench import measure
+    """Overhead, residency, payload, cutouts and throughput, with the web process and light workers."""
+    from bench import cutout, measure
 
     web = service.start_web()
     worker = service.start_worker("bench-1")  # INFERENCE_THREADS: all the cores
@@ -89,6 +89,7 @@ def _light_models(service, images, results, quick):
         model: measure.residency(model, images, rounds=5 if quick else 10) for model in LIGHT
     }
     results["payload"] = measure.payload(LIGHT[0], images)
+    results["cutout"] = cutout.costs(url, token, images[0], rounds=2 if quick else 5)
 
     # Raw images/s is measured again after each service figure, and each ratio is taken to
     # the mean of the raw figures on either side of it: the machine's load drifts.

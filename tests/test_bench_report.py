@@ -13,6 +13,20 @@ RESULTS = {
             "overhead_p50_ms": 40.0,
         }
     },
+    "cutout": {
+        "512 px": {
+            "semantic": {"p50": 100.0, "p95": 110.0},
+            "cutout": {"p50": 180.0, "p95": 200.0},
+            "ratio": 1.8,
+            "steps": {"refine": 5.0, "decontaminate": 2.0, "matte_png": 1.0, "cutout_png": 8.0},
+        },
+        "12 MP": {
+            "semantic": {"p50": 500.0, "p95": 550.0},
+            "cutout": {"p50": 1300.0, "p95": 1400.0},
+            "ratio": 2.6,
+            "steps": {"refine": 230.0, "decontaminate": 75.0, "matte_png": 60.0, "cutout_png": 410.0},
+        },
+    },
     "throughput": {
         "model": "m",
         "jobs": 60,
@@ -52,6 +66,9 @@ def test_each_target_is_judged_from_the_numbers():
 
     assert judged("| overhead per job, `m`") == "yes |"
     assert judged("| throughput, `m`, 2 workers, 1 inference thread each") == "**no** |"  # 0.8 x
+    assert judged("| transparent cutout vs semantic job, `deeplabv3_mnv2_pascal`, 12 MP") == "**no** |"  # 2.6 x
+    assert judged("| transparent cutout vs semantic job, `deeplabv3_mnv2_pascal`, 512 px") == " |"  # no target
+    assert "refine 230.0 ms, decontaminate 75.0 ms, matte PNG 60.0 ms, cutout PNG 410.0 ms" in table
     assert judged("| residency, `m`: load") == "yes |"
     assert judged("| residency, `h`: PixelLib's tutorial") == "**no** |"  # 7.8 x
     assert judged("| status reads, 50 concurrent clients") == "**no** |"  # p99
