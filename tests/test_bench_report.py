@@ -66,8 +66,12 @@ def test_each_target_is_judged_from_the_numbers():
 
     assert judged("| overhead per job, `m`") == "yes |"
     assert judged("| throughput, `m`, 2 workers, 1 inference thread each") == "**no** |"  # 0.8 x
-    assert judged("| transparent cutout vs semantic job, `deeplabv3_mnv2_pascal`, 12 MP") == "**no** |"  # 2.6 x
-    assert judged("| transparent cutout vs semantic job, `deeplabv3_mnv2_pascal`, 512 px") == " |"  # no target
+    assert (
+        judged("| transparent cutout vs semantic job, `deeplabv3_mnv2_pascal`, 12 MP") == "**no** |"
+    )  # 2.6 x
+    assert (
+        judged("| transparent cutout vs semantic job, `deeplabv3_mnv2_pascal`, 512 px") == " |"
+    )  # no target
     assert "refine 230.0 ms, decontaminate 75.0 ms, matte PNG 60.0 ms, cutout PNG 410.0 ms" in table
     assert judged("| residency, `m`: load") == "yes |"
     assert judged("| residency, `h`: PixelLib's tutorial") == "**no** |"  # 7.8 x

@@ -25,8 +25,10 @@ from PIL import Image
 RADIUS_PER_UPSCALE = 2
 MIN_RADIUS = 4
 EPS = 1e-4
-# Alpha between these is an edge pixel, whose colour is decontaminated.
-EDGE_LOW, EDGE_HIGH = 0.02, 0.98
+# Alpha between these is an edge pixel, whose colour is decontaminated. Below 0.1 the
+# solve divides the background estimate's error by alpha into a dark or bright rim, while
+# the pixel itself shows at a tenth or less: it keeps its colour.
+EDGE_LOW, EDGE_HIGH = 0.1, 0.98
 # The background colour around an edge is averaged at this fraction of the photo's size
 # (it is smooth there by construction), and over this many of those pixels.
 BACKGROUND_SCALE = 0.25

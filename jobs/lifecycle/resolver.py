@@ -91,7 +91,7 @@ def resolve(task, requested=None):
         )
     entry = entries.get(name)
     if entry is None:
-        known = ", ".join(n for n, e in entries.items() if e.spec.task == task) or "none"
+        known = ", ".join(n for n, e in entries.items() if task == CUTOUT or e.spec.task == task) or "none"
         raise ModelRefused(
             "unknown_model", f"unknown model {name!r}; {task} models: {known} (GET /api/v1/models/)"
         )
