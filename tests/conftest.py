@@ -113,7 +113,7 @@ def served_models():
     def announce(specs, worker="api-tests@localhost"):
         payload = [{"spec": spec.to_dict(), "sha256": spec.weights.sha256} for spec in specs]
         keys.append(serving.publish(worker, payload, pid=1))
-        serving._redis().persist(keys[-1])  # a worker renews it; a long test must not see it expire
+        serving._redis().expire(keys[-1], 600)  # a worker renews it; a long test must not outlive it
         serving.forget()
 
     announce(light_specs())

@@ -9,7 +9,7 @@ Each is sent with `client.generic(method, path + query, body, content_type, **en
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 BOUNDARY = "hostile-boundary-7MA4YWxkTrZu0gW"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
@@ -202,6 +202,61 @@ def max_shapes(image):
     for model in ["full", "yolov8n_seg_coco", "../../etc/passwd", "x" * 100, "", "mobile\x00"]:
         shapes.append(form([image_part(image), part("model", model)], f"model={model[:20]!r}"))
     return shapes
+
+
+# --- Shapes for remove.bg's and rembg's endpoints: their own field names and options -------
+
+
+def renamed(shapes, field_name):
+    """The same shapes for an endpoint whose image field has another name."""
+    old, new = b'name="image"', f'name="{field_name}"'.encode()
+    return [replace(shape, body=shape.body.replace(old, new)) for shape in shapes]
+
+
+REMOVEBG_VALUES = {
+    "size": ["", "huge", "full\x00", "4K"],
+    "type": ["", "unicorn", "person,car", "PERSON"],
+    "format": ["", "gif", "zip\x00", "webp"],
+    "channels": ["", "rgb", "alpha" * 100],
+    "bg_color": ["", "nope", "#12345", "ff00ff00ff", "rgb(1,2,3)"],
+    "crop": ["maybe", ""],
+    "crop_margin": ["-5", "200%", "10em", "1" * 30],
+    "roi": ["0 0 10 10", "garbage"],
+    "scale": ["50%", "-1%"],
+    "position": ["left", "900% 900%"],
+    "image_url": ["file:///etc/passwd", "http://user:pw@example.com/a.jpg", "not a url"],
+    "image_file_b64": ["!!!!", ""],
+}
+REMBG_VALUES = {
+    "model": ["", "x" * 100, "../u2net"],
+    "a": ["maybe", "2"],
+    "af": ["-1", "256", "NaN"],
+    "ab": ["1e309", "x"],
+    "ae": ["-3", ""],
+    "om": ["perhaps"],
+    "bgc": ["1,2", "300,0,0,0", "nope", "1,2,3,4,5"],
+}
+
+
+def option_shapes(image, field_name, values):
+    return [
+        form(
+            [part(field_name, image, "photo.jpg", "application/octet-stream"), part(name, value)],
+            f"{name}={value[:20]!r}",
+        )
+        for name, options in values.items()
+        for value in options
+    ]
+
+
+def removebg_shapes(image):
+    return renamed(multipart_shapes(image, {}), "image_file") + option_shapes(
+        image, "image_file", REMOVEBG_VALUES
+    )
+
+
+def rembg_shapes(image):
+    return renamed(multipart_shapes(image, {}), "file") + option_shapes(image, "file", REMBG_VALUES)
 
 
 # --- Shapes for the PixelLib endpoints: JSON with a base64 image ---------------------------

@@ -183,7 +183,10 @@ ENDPOINTS = {
     "/model/predict": hostile.max_shapes,
     "/semantic": hostile.pixellib_shapes,
     "/instance": hostile.pixellib_shapes,
+    "/v1.0/removebg": hostile.removebg_shapes,
+    "/api/remove": hostile.rembg_shapes,
 }
+IMAGE_FIELDS = {"/v1.0/removebg": "image_file", "/api/remove": "file"}
 MUTATED_UPLOADS = 60
 
 
@@ -207,7 +210,8 @@ def upload_request(path, name, filename, data):
     if path in ("/semantic", "/instance"):
         return hostile.json_upload(data, name)
     fields = {"task": "semantic"} if path == "/api/v1/jobs/" else {}
-    return hostile.multipart_upload(data, filename, name, **fields)
+    upload = hostile.multipart_upload(data, filename, name, **fields)
+    return hostile.renamed([upload], IMAGE_FIELDS[path])[0] if path in IMAGE_FIELDS else upload
 
 
 class APITally:
@@ -231,6 +235,8 @@ class APITally:
     def _problem(path, response):
         if response.status_code >= 500:
             return response.content[:300]
+        if response.status_code < 400 and path in IMAGE_FIELDS:
+            return None  # an image (or 202's JSON): these answer what they made
         if not response["Content-Type"].startswith("application/json"):
             return f"not JSON: {response['Content-Type']}"
         body = response.json()
@@ -238,6 +244,11 @@ class APITally:
             return None
         if path == "/model/predict":  # MAX's own error shape, plus our code
             ok = body.get("status") == "error" and body.get("code") and body.get("message")
+        elif path == "/v1.0/removebg":  # remove.bg's: a list of errors with title and code
+            errors = body.get("errors")
+            ok = isinstance(errors, list) and errors and all(e.get("title") and e.get("code") for e in errors)
+        elif path == "/api/remove":  # rembg's (FastAPI's): a detail string or list
+            ok = set(body) >= {"detail"} and bool(body["detail"])
         else:
             error = body.get("error") if set(body) == {"error"} else None
             ok = isinstance(error, dict) and error.get("code") and error.get("message")
