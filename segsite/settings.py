@@ -104,12 +104,12 @@ STATIC_URL = "static/"
 STATIC_ROOT = env_path("STATIC_ROOT", BASE_DIR / "staticfiles")
 
 # Uploads and results. Files are never served from MEDIA_URL: the API serves them after an
-# ownership or signature check (jobs/files.py), so MEDIA_ROOT must not be web-exposed.
+# ownership or signature check (jobs/api/files.py), so MEDIA_ROOT must not be web-exposed.
 MEDIA_ROOT = env_path("MEDIA_ROOT", BASE_DIR / "media")
 
 # --- Segmentation -------------------------------------------------------------------------
 SEGMENT_MODELS_DIR = env_path("SEGMENT_MODELS_DIR", BASE_DIR / "models")
-# Models a worker loads; empty means every model whose weights are present.
+# Models a worker loads; empty means every model on its queues whose weights are installed.
 WORKER_MODELS = env_list("WORKER_MODELS", [])
 # Uploads over this many bytes get 413 before their body is parsed.
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1024)

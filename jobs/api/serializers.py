@@ -173,7 +173,10 @@ class JobResultSerializer(serializers.Serializer):
     files = serializers.DictField(
         child=serializers.URLField(), help_text="kind (mask, overlay, instances, alpha) -> signed URL"
     )
-    summary = serializers.DictField(help_text="per-class pixel counts, or the instances with their RLE masks")
+    summary = serializers.DictField(
+        help_text="per-class pixel counts, the instances with their RLE masks, a matte's foreground "
+        "fraction, or a cutout's foreground fraction, box and classes"
+    )
 
 
 class JobErrorSerializer(serializers.Serializer):

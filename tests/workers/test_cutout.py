@@ -2,8 +2,6 @@
 checked before a job exists, then the matte and the cutout or composite the job writes."""
 
 import io
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ from PIL import Image
 from jobs.models import Job
 from tests.conftest import eval_photo, gradient, image_bytes
 from tests.jobs.helpers import assert_error, submit, upload
+from tests.workers.test_fetching import ImageServer
 from tests.workers.test_pipeline import open_output
 from workers.pipeline import run_job
 
@@ -129,33 +128,14 @@ def test_a_corrupt_background_image_is_refused_like_a_corrupt_photo(alice, sent)
     assert Job.objects.count() == 0
 
 
-class PhotoServer:
-    """Serves one photo at /photo.jpg on 127.0.0.1."""
-
-    def __init__(self, data):
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "image/jpeg")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/photo.jpg"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.http.shutdown()
-        self.http.server_close()
-
-
 @pytest.fixture
 def photo_server():
-    server = PhotoServer(eval_photo(ASTRONAUT).read_bytes())
+    """The astronaut at /photo.jpg on 127.0.0.1; `.url` is its address."""
+    data = eval_photo(ASTRONAUT).read_bytes()
+    server = ImageServer(
+        {"/photo.jpg": (200, {"Content-Type": "image/jpeg", "Content-Length": str(len(data))}, data)}
+    )
+    server.url += "/photo.jpg"
     yield server
     server.close()
 
@@ -219,3 +199,11 @@ def test_the_cutout_png_is_a_real_rgba_png(alice, sent, engines):
         buffer = io.BytesIO()
         image.save(buffer, "PNG")
         assert image.format == "PNG" and image.getbands() == ("R", "G", "B", "A")
+
+
+def test_an_instance_models_score_threshold_reaches_the_cutout(alice, sent, engines):
+    kept = cutout(alice, photo="photos/chelsea.jpg", model="yolov8n_seg_coco", score_threshold="0.5")
+    dropped = cutout(alice, photo="photos/chelsea.jpg", model="yolov8n_seg_coco", score_threshold="0.95")
+    assert kept.result["classes"] == ["cat"] and kept.result["foreground_fraction"] > 0.5  # the cat, at 0.76
+    assert dropped.result["classes"] == [] and dropped.result["foreground_fraction"] == 0
+    assert dropped.result["foreground_box"] is None
