@@ -179,6 +179,15 @@ def test_a_worker_refuses_to_start_with_a_wrong_or_missing_weight_file(start_wor
     )
     assert "mask_rcnn_coco.h5 is missing" in log and "PixelLib/releases" in log
 
+    broken = copy_models(tmp_path / "broken", ["mask_rcnn_coco"], weights=False)
+    (broken / "mask_rcnn_coco" / "mask_rcnn_coco.h5").symlink_to(
+        models_dir / "mask_rcnn_coco" / "mask_rcnn_coco.h5"
+    )
+    (broken / "half_written").mkdir()
+    (broken / "half_written" / "model.toml").write_text('task = "panoptic"\n')
+    log = refused_log(start_worker, "broken-spec", broken)
+    assert "half_written/model.toml: task is 'panoptic'" in log
+
     log = refused_log(start_worker, "wrong-queue", models_dir, queues="light")
     assert "start it with --queues mask_rcnn_coco" in log
 

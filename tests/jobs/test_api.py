@@ -266,3 +266,13 @@ def test_a_lost_database_is_a_503_with_retry_after_not_a_500(alice, monkeypatch)
     response = alice.get("/api/v1/jobs/")
     assert_error(response, 503, "database_unavailable")
     assert response["Retry-After"] == "5"
+
+
+def test_a_workers_announced_spec_wins_over_this_hosts_folder(alice, served_models):
+    from dataclasses import replace
+
+    local = local_specs()["mask_rcnn_coco"]  # known here from its folder, announced by no one yet
+    served_models([replace(local, description="as the worker has it", priority=1)], worker="newer@localhost")
+    listed = {m["name"]: m for m in alice.get("/api/v1/models/").json()["models"]}
+    assert listed["mask_rcnn_coco"]["description"] == "as the worker has it"
+    assert listed["mask_rcnn_coco"]["default"] is False  # its priority, as announced: below yolov8's 10

@@ -96,3 +96,24 @@ def test_colours_are_read_as_clients_write_them(text, rgb):
 def test_a_bad_colour_is_a_value_error():
     with pytest.raises(ValueError):
         parse_colour("not-a-colour")
+
+
+def test_a_cutout_decontaminates_its_edge_and_follows_the_photo(tmp_path):
+    from core.repository import local_specs
+    from workers.cutout import render_cutout
+    from workers.results import SemanticResult
+
+    photo, truth = diagonal_photo()
+    # A semantic model's answer at 1/8 of the photo, upscaled by nearest neighbour.
+    class_map = coarse_upscaled(truth).astype(np.uint8) * 15
+    spec = local_specs()["deeplabv3_mnv2_pascal"]
+    rendered = render_cutout(photo, SemanticResult(class_map), spec, {"background": "transparent"})
+
+    import io
+
+    from PIL import Image
+
+    rgba = np.asarray(Image.open(io.BytesIO(rendered.files["cutout.png"])))
+    edge = (truth > 0.2) & (truth < 0.8) & (rgba[..., 3] > 25)
+    assert photo[edge][:, 1].mean() > 90 and rgba[edge][:, 1].mean() < 60  # no green rim
+    assert ((rgba[..., 3] > 0) & (rgba[..., 3] < 255)).mean() > 0.005  # soft, not stairs
