@@ -11,7 +11,7 @@ import io
 import numpy as np
 import pytest
 import requests
-from PIL import Image
+from PIL import Image, ImageOps
 
 from tests.conftest import EVAL, eval_photo
 from tests.e2e.test_accuracy import run_all
@@ -103,3 +103,38 @@ def edge_band(mask, width=8):
     kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
     mask = mask.astype(np.uint8)
     return (cv2.dilate(mask, kernel) - cv2.erode(mask, kernel)).astype(bool)
+
+
+@pytest.mark.parametrize(
+    "fields, output",
+    [
+        ({}, "cutout"),
+        ({"background": "blur", "blur_radius": "25"}, "composite"),
+        ({"background": "tomato"}, "composite"),
+        ({"crop": "true", "crop_margin": "5%"}, "cutout"),
+    ],
+)
+def test_each_effect_runs_through_a_real_worker(worker, client, fields, output):
+    job = run_all_one(client, eval_photo("photos/astronaut.jpg").read_bytes(), foreground="person", **fields)
+    assert set(job["result"]["files"]) == {"matte", output}
+    image = download(job["result"]["files"][output])
+    assert list(image.size) == job["result"]["summary"]["output_size"]
+    assert image.mode == ("RGBA" if output == "cutout" else "RGB")
+
+
+def test_a_background_image_goes_behind_the_person_through_a_real_worker(worker, client):
+    photo, behind = (eval_photo(f"photos/{name}.jpg").read_bytes() for name in ("astronaut", "coffee"))
+    response = client.session.post(
+        f"{client.base_url}/api/v1/jobs/",
+        files={"image": ("a.jpg", photo), "background_image": ("coffee.jpg", behind)},
+        data={"task": "cutout", "foreground": "person"},
+        timeout=60,
+    )
+    assert response.status_code == 202, response.text
+    job = client.wait(response.headers["Location"], timeout=120)
+    assert job["status"] == "succeeded" and job["result"]["summary"]["background"] == "image"
+    composite = np.asarray(download(job["result"]["files"]["composite"]).convert("RGB")).astype(int)
+    matte = np.asarray(download(job["result"]["files"]["matte"]))
+    # Where she is not, the coffee photo shows, scaled to cover and centred (as ImageOps.fit does).
+    coffee = np.asarray(ImageOps.fit(Image.open(io.BytesIO(behind)).convert("RGB"), (512, 512))).astype(int)
+    assert np.abs(composite[matte == 0] - coffee[matte == 0]).mean() < 12
