@@ -239,6 +239,22 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Behind reverse proxies and TLS ----------------------------------------------------
+# How many reverse proxies (nginx, a load balancer) stand in front of the web process. The
+# client's address is then the one the outermost of them appended to X-Forwarded-For, and
+# anything a client wrote there itself is ignored (throttles key on it); their
+# X-Forwarded-Proto says whether the client spoke HTTPS, so URLs and Location headers say
+# https. With 0 (no proxy) both headers are the client's own words and are never trusted.
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0)
+if TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# The admin's session and CSRF cookies only over HTTPS.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+
 # --- REST framework -----------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
@@ -263,6 +279,10 @@ REST_FRAMEWORK = {
         "user": env_str("THROTTLE_USER_RATE", "1200/min"),
         "anon": env_str("THROTTLE_ANON_RATE", "300/min"),
     },
+    # A client's address for the per-address throttle: REMOTE_ADDR, or past TRUSTED_PROXIES
+    # the address they vouch for. DRF's default (None) would take the whole client-written
+    # X-Forwarded-For, so that every made-up value was a fresh, unthrottled address.
+    "NUM_PROXIES": TRUSTED_PROXIES,
 }
 
 # OpenAPI 3 at /api/schema/, Swagger UI at /api/docs/ (see jobs/openapi.py).
@@ -283,6 +303,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "JobStatus": "jobs.models.Job.Status",
+        "JobTask": "core.specs.JOB_TASKS",
+        "ModelTask": "core.specs.TASKS",
         "WebhookEvent": "jobs.models.WEBHOOK_EVENTS",
     },
     "POSTPROCESSING_HOOKS": [

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -149,3 +150,47 @@ def test_env_int_list_refuses_bad_items_by_name(monkeypatch, value, problem):
     monkeypatch.setenv(NAME, value)
     with pytest.raises(ImproperlyConfigured, match=f"{NAME}: .*{problem}"):
         env_int_list(NAME, [], minimum=0)
+
+
+def settings_of(names, **env):
+    """Some settings as a fresh process with this environment loads them."""
+    command = "import django, json; django.setup(); from django.conf import settings as s; " + (
+        f"print(json.dumps({{n: getattr(s, n, None) for n in {names!r}}}))"
+    )
+    environ = {k: v for k, v in os.environ.items() if k not in ("DEBUG",)}
+    environ.update(DJANGO_SETTINGS_MODULE="segsite.settings", **env)
+    shown = subprocess.run(
+        [sys.executable, "-c", command], cwd=REPO, env=environ, capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout.strip().splitlines()[-1])
+
+
+def test_a_trusted_proxy_count_sets_the_forwarded_headers_to_trust():
+    behind = settings_of(["SECURE_PROXY_SSL_HEADER", "REST_FRAMEWORK"], TRUSTED_PROXIES="2")
+    assert behind["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert behind["REST_FRAMEWORK"]["NUM_PROXIES"] == 2
+    direct = settings_of(["SECURE_PROXY_SSL_HEADER", "REST_FRAMEWORK"])
+    assert direct["SECURE_PROXY_SSL_HEADER"] is None and direct["REST_FRAMEWORK"]["NUM_PROXIES"] == 0
+
+
+def test_check_deploy_is_clean_with_the_production_variables_the_readme_lists():
+    environ = {k: v for k, v in os.environ.items() if k not in ("DEBUG",)}
+    environ.update(
+        DJANGO_SETTINGS_MODULE="segsite.settings",
+        SECRET_KEY="a-production-secret-" + "x" * 50,
+        DEBUG="false",
+        ALLOWED_HOSTS="segment.example.com",
+        TRUSTED_PROXIES="1",
+        SECURE_SSL_REDIRECT="true",
+        SECURE_COOKIES="true",
+        SECURE_HSTS_SECONDS="31536000",
+        SECURE_HSTS_INCLUDE_SUBDOMAINS="true",
+        SECURE_HSTS_PRELOAD="true",
+    )
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=REPO, env=environ, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "no issues" in checked.stdout

@@ -83,3 +83,29 @@ def test_the_rate_counts_a_sliding_window_across_window_boundaries(alice, monkey
     assert retry_after() == 10  # 1.5 + 2 is one too many until a third of 3 slides out
     clock[0] += 150  # both windows are long past
     assert answers(4) == [200, 200, 200, 429]
+
+
+def test_a_made_up_x_forwarded_for_does_not_make_a_fresh_address(anonymous, monkeypatch, settings):
+    settings.COMPAT_ALLOW_ANONYMOUS = True
+    monkeypatch.setattr(AddressRateThrottle, "rate", "2/min", raising=False)
+    # No trusted proxy (the default): the header is the client's own words.
+    statuses = [
+        anonymous.get("/model/labels", HTTP_X_FORWARDED_FOR=f"203.0.113.{i}").status_code for i in range(3)
+    ]
+    assert statuses == [200, 200, 429]
+
+
+def test_behind_a_trusted_proxy_the_address_it_vouches_for_is_the_clients(anonymous, monkeypatch, settings):
+    settings.COMPAT_ALLOW_ANONYMOUS = True
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}  # as TRUSTED_PROXIES=1 sets it
+    monkeypatch.setattr(AddressRateThrottle, "rate", "2/min", raising=False)
+
+    def via_proxy(client_address, spoofed=""):
+        forwarded = f"{spoofed}, {client_address}" if spoofed else client_address
+        return anonymous.get(
+            "/model/labels", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded
+        ).status_code
+
+    # One client, lying in front of what the proxy appended: still one bucket.
+    assert [via_proxy("198.51.100.7", spoofed=f"203.0.113.{i}") for i in range(3)] == [200, 200, 429]
+    assert via_proxy("198.51.100.8") == 200  # another client behind the same proxy
