@@ -106,6 +106,45 @@ STATIC_ROOT = env_path("STATIC_ROOT", BASE_DIR / "staticfiles")
 # Uploads and results. Files are never served from MEDIA_URL: the API serves them after an
 # ownership or signature check (jobs/api/files.py), so MEDIA_ROOT must not be web-exposed.
 MEDIA_ROOT = env_path("MEDIA_ROOT", BASE_DIR / "media")
+# Where inputs and outputs live: `local` (MEDIA_ROOT, one host) or `s3`, an S3-compatible
+# bucket through django-storages, which web and workers on different hosts share.
+MEDIA_STORAGE = env_str("MEDIA_STORAGE", "local")
+if MEDIA_STORAGE not in ("local", "s3"):
+    raise ImproperlyConfigured(f"MEDIA_STORAGE={MEDIA_STORAGE!r} is neither local nor s3")
+# A download from the bucket: `stream` it through the web process, or `redirect` the client
+# to a presigned URL of the object, valid MEDIA_REDIRECT_SECONDS (the bucket must then be
+# reachable by clients).
+MEDIA_DOWNLOADS = env_str("MEDIA_DOWNLOADS", "stream")
+if MEDIA_DOWNLOADS not in ("stream", "redirect") or (MEDIA_DOWNLOADS == "redirect" and MEDIA_STORAGE != "s3"):
+    raise ImproperlyConfigured(
+        f"MEDIA_DOWNLOADS={MEDIA_DOWNLOADS!r}: stream, or redirect with MEDIA_STORAGE=s3"
+    )
+MEDIA_REDIRECT_SECONDS = env_int("MEDIA_REDIRECT_SECONDS", 300, minimum=1)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if MEDIA_STORAGE == "s3":
+    if not env_str("AWS_STORAGE_BUCKET_NAME"):
+        raise ImproperlyConfigured(
+            "MEDIA_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME (and the endpoint and keys)"
+        )
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME"),
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
+            "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME") or None,
+            # Path-style addressing: SeaweedFS and MinIO serve buckets under one host name.
+            "addressing_style": env_str("AWS_S3_ADDRESSING_STYLE", "path"),
+            "signature_version": "s3v4",
+            "querystring_expire": MEDIA_REDIRECT_SECONDS,
+            "file_overwrite": True,  # a retried attempt replaces what an earlier one wrote
+            "default_acl": None,  # the bucket's own policy: private
+        },
+    }
 
 # --- Segmentation -------------------------------------------------------------------------
 SEGMENT_MODELS_DIR = env_path("SEGMENT_MODELS_DIR", BASE_DIR / "models")

@@ -182,3 +182,29 @@ def tiny_models(tmp_path_factory):
     )
     assert written.returncode == 0, f"tests.fixtures.tiny_models failed:\n{written.stderr[-4000:]}"
     return folder
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory):
+    """A private SeaweedFS S3 store for this test run (tests/fixtures/seaweedfs.py)."""
+    from tests.fixtures.seaweedfs import SeaweedFS
+
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_media(settings, seaweedfs):
+    """MEDIA_STORAGE=s3 on a bucket of its own, emptied and removed afterwards."""
+    import uuid
+
+    bucket = f"media-{uuid.uuid4().hex[:12]}"
+    client = seaweedfs.client()
+    client.create_bucket(Bucket=bucket)
+    settings.MEDIA_STORAGE = "s3"
+    settings.STORAGES = {**settings.STORAGES, "default": seaweedfs.storage_options(bucket)}
+    yield client, bucket
+    for item in client.list_objects_v2(Bucket=bucket).get("Contents", []):
+        client.delete_object(Bucket=bucket, Key=item["Key"])
+    client.delete_bucket(Bucket=bucket)

@@ -81,7 +81,13 @@ SUBMIT_PARAMETERS = WAIT_PARAMETERS + [
 ]
 
 FILE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp", "image/tiff"]
-FILE_RESPONSES = {**{(200, media): OpenApiTypes.BINARY for media in FILE_TYPES}, **errors([401, 404])}
+FILE_RESPONSES = {
+    **{(200, media): OpenApiTypes.BINARY for media in FILE_TYPES},
+    302: OpenApiResponse(
+        description="MEDIA_DOWNLOADS=redirect: to a presigned URL of the object in the bucket"
+    ),
+    **errors([401, 404]),
+}
 FILE_PARAMETERS = [
     OpenApiParameter(
         "token", OpenApiTypes.STR, description="the signature from a signed file URL; none for the owner"

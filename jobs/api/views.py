@@ -3,7 +3,7 @@ import re
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponseRedirect
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -248,8 +248,17 @@ class JobFileView(APIView):
         is_owner = request.user.is_authenticated and job.owner_id == request.user.pk
         if not (is_owner or token_is_valid(job.id, name, request.query_params.get("token"))):
             raise NotFound()
+        path = job_file_path(job, name)
+        if settings.MEDIA_DOWNLOADS == "redirect":
+            # To a presigned URL of the object, valid MEDIA_REDIRECT_SECONDS: the bytes go from
+            # the bucket to the client, not through this process.
+            response = HttpResponseRedirect(default_storage.url(path))
+            response["Cache-Control"] = (
+                "no-store"  # the presigned URL expires; this answer must not outlive it
+            )
+            return response
         try:
-            fileobj = default_storage.open(job_file_path(job, name), "rb")
+            fileobj = default_storage.open(path, "rb")
         except FileNotFoundError:
             raise NotFound() from None
         response = FileResponse(

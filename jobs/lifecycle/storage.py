@@ -1,9 +1,13 @@
-"""A job's files in media storage: jobs/<id>/input.<ext>, mask.png, overlay.jpg, ..."""
+"""A job's files in media storage: jobs/<id>/input.<ext>, mask.png, overlay.jpg, ...
+
+Through Django's storage API only, so that the same code runs on a local disk and on an
+S3 bucket (django-storages), where folders do not exist: a prefix lists the objects under it.
+"""
 
 import os
 
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 
 from jobs.models import job_dir
 
@@ -31,9 +35,22 @@ def delete_job_files(job_id, keep=()):
     for name in files:
         if name not in keep:
             default_storage.delete(f"{folder}/{name}")
-    if not keep and hasattr(default_storage, "path"):
-        # FileSystemStorage leaves the empty folder behind; remove it too.
+    if not keep and isinstance(default_storage._wrapped, FileSystemStorage):
+        # A local disk leaves the empty folder behind (an object store has none); remove it.
         try:
             os.rmdir(default_storage.path(folder))
         except OSError:
             pass
+
+
+def last_modified(job_id):
+    """When the job's newest file was written (a timestamp), or None if it has none.
+
+    An object store has no folder to ask: its files are asked one by one."""
+    folder = job_dir(job_id)
+    try:
+        _, files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return None
+    times = [default_storage.get_modified_time(f"{folder}/{name}").timestamp() for name in files]
+    return max(times, default=None)

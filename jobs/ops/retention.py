@@ -8,7 +8,7 @@ import uuid
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from jobs.lifecycle.storage import delete_job_files
+from jobs.lifecycle.storage import delete_job_files, last_modified
 from jobs.models import Job
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,8 @@ def delete_orphaned_files(grace=ORPHAN_GRACE_SECONDS):
     existing = {str(pk) for pk in Job.objects.filter(pk__in=ids).values_list("pk", flat=True)}
     deleted = 0
     for name in ids - existing:
-        if time.time() - default_storage.get_modified_time(f"jobs/{name}").timestamp() > grace:
+        written = last_modified(name)
+        if written is None or time.time() - written > grace:
             delete_job_files(name)
             deleted += 1
     return deleted

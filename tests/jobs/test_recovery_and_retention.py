@@ -132,7 +132,7 @@ def test_orphaned_folders_are_deleted_once_past_their_grace(db):
     for folder in (orphan, fresh):
         default_storage.save(f"jobs/{folder}/input.png", io.BytesIO(b"png"))
     old = time.time() - 7200
-    os.utime(default_storage.path(f"jobs/{orphan}"), (old, old))
+    os.utime(default_storage.path(f"jobs/{orphan}/input.png"), (old, old))  # its newest file
     default_storage.save("jobs/not-a-job/readme.txt", io.BytesIO(b"keep"))
     assert delete_orphaned_files() == 1
     assert not default_storage.exists(f"jobs/{orphan}/input.png")
