@@ -1,0 +1,72 @@
+"""Celery on RabbitMQ, the production broker, with Redis kept for the cache, waiting and
+heartbeats (REDIS_URL): the job flow, a worker SIGKILLed mid-job, and the reaper.
+
+Each test gets a virtual host of its own on the machine's RabbitMQ (127.0.0.1:5672), made
+and deleted with rabbitmqctl, so no other run's queues are touched.
+"""
+
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from tests.stack.test_worker_kills import wait_for_a_running_job
+
+pytestmark = pytest.mark.faults
+
+JOBS = 30
+
+
+def rabbitmqctl(*args):
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def rabbit_stack(stack):
+    if not shutil.which("rabbitmqctl"):
+        pytest.skip("RabbitMQ is not installed on this machine (rabbitmqctl not found)")
+    vhost = f"segment-test-{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    stack.env["CELERY_BROKER_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    yield stack
+    stack.stop()  # before the vhost goes, or the workers would log reconnection errors
+    rabbitmqctl("delete_vhost", vhost)
+
+
+def test_jobs_on_rabbitmq_survive_a_worker_sigkill_mid_job(rabbit_stack, photo, figure):
+    stack = rabbit_stack
+    stack.start_web()
+    stack.start_io()
+    stack.start_beat()
+    worker = stack.start_worker("worker")
+    client = stack.client(stack.tokens["alice"])
+
+    job_ids = [client.submit_until_accepted(photo)[0] for _ in range(JOBS)]
+    while client.statuses(job_ids)["succeeded"] < JOBS // 3:
+        time.sleep(0.3)
+    interrupted = None
+    for _ in range(6):  # a job takes ~0.15 s: kill until one is caught mid-job
+        job_id = wait_for_a_running_job(client)
+        worker.kill()
+        time.sleep(0.2)
+        if stack.job_row(job_id)[0] == "running":
+            interrupted = job_id
+            break
+        stack.restart(worker)
+    assert interrupted, "no kill landed mid-job"
+    stack.restart(worker)  # RabbitMQ redelivers the unacknowledged message to it
+
+    deadline = time.monotonic() + 180
+    while client.statuses(job_ids)["succeeded"] < JOBS and time.monotonic() < deadline:
+        time.sleep(0.5)
+    statuses = client.statuses(job_ids)
+    twice = [job for job, count in stack.successes().items() if count > 1]
+    figure(
+        f"RabbitMQ broker: {JOBS} jobs, the worker SIGKILLed mid-job once: {statuses['succeeded']} succeeded, "
+        f"{len(twice)} recorded twice; the interrupted job took {stack.job_row(interrupted)[1]} attempts"
+    )
+    assert statuses["succeeded"] == JOBS and twice == []
+    assert stack.job_row(interrupted)[1] == 2
