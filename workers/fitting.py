@@ -28,10 +28,6 @@ class Placement:
     input_width: int
     input_height: int
 
-    def scale(self, photo_width, photo_height):
-        """Input pixels per photo pixel, along x and along y."""
-        return self.width / photo_width, self.height / photo_height
-
 
 def fit(rgb, spec_input):
     """(tensor of one image, Placement) for an (H, W, 3) uint8 photo."""
