@@ -40,7 +40,7 @@ def render_cutout(rgb, result, spec, options, background_image=None):
     found = {"fraction": float((alpha > 0.5).mean()), "box": effects.foreground_box(alpha)}
 
     # 2. The crop, if asked for: everything after works on it alone.
-    box = effects.foreground_box(alpha, _margin(options)) if options.get("crop") else None
+    box = effects.grown(found["box"], _margin(options), height, width) if options.get("crop") else None
     if box is not None:
         x0, y0, x1, y1 = box
         rgb, alpha = rgb[y0:y1, x0:x1], alpha[y0:y1, x0:x1]

@@ -163,13 +163,15 @@ def foreground_box(alpha, margin=(0, "px")):
     rows, cols = np.nonzero((alpha > 0.5).any(axis=1))[0], np.nonzero((alpha > 0.5).any(axis=0))[0]
     if not rows.size:
         return None
-    height, width = alpha.shape
+    return grown((int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1), margin, *alpha.shape)
+
+
+def grown(box, margin, height, width):
+    """`box` grown by `margin` on every side, kept inside a height x width photo."""
+    if box is None:
+        return None
     value, unit = margin
     grow_x = round(width * value / 100) if unit == "%" else int(value)
     grow_y = round(height * value / 100) if unit == "%" else int(value)
-    return (
-        max(0, int(cols[0]) - grow_x),
-        max(0, int(rows[0]) - grow_y),
-        min(width, int(cols[-1]) + 1 + grow_x),
-        min(height, int(rows[-1]) + 1 + grow_y),
-    )
+    x0, y0, x1, y1 = box
+    return max(0, x0 - grow_x), max(0, y0 - grow_y), min(width, x1 + grow_x), min(height, y1 + grow_y)

@@ -7,10 +7,11 @@ from rest_framework import serializers
 from core.specs import CUTOUT, INSTANCE, JOB_TASKS, MATTE
 from jobs.api.files import signed_file_url
 from jobs.api.links import absolute_url
+from jobs.api.uploads import image_url_validator
 from jobs.lifecycle import resolver
 from jobs.lifecycle.cutouts import CutoutOptionError, cutout_options
 from jobs.models import WEBHOOK_EVENTS, Job, WebhookAttempt, WebhookDelivery
-from jobs.webhooks.addresses import MAX_URL_LENGTH, WebhookURLError, check_syntax, resolve
+from jobs.webhooks.addresses import MAX_URL_LENGTH, WebhookURLError, resolve
 
 
 class CommaListField(serializers.ListField):
@@ -29,7 +30,10 @@ CUTOUT_FIELDS = ("foreground", "background", "blur_radius", "background_image", 
 class JobCreateSerializer(serializers.Serializer):
     image = serializers.FileField(allow_empty_file=False, required=False)
     image_url = serializers.CharField(
-        required=False, max_length=MAX_URL_LENGTH, help_text="instead of image: fetched by the worker"
+        required=False,
+        max_length=MAX_URL_LENGTH,
+        validators=[image_url_validator],
+        help_text="instead of image: fetched by the worker",
     )
     task = serializers.ChoiceField(choices=JOB_TASKS)
     model = serializers.CharField(required=False, max_length=64)
@@ -56,13 +60,6 @@ class JobCreateSerializer(serializers.Serializer):
             resolve(url)  # refused again at every attempt, after a fresh resolution
         except WebhookURLError as exc:
             raise serializers.ValidationError(str(exc), code="invalid_webhook_url") from None
-        return url
-
-    def validate_image_url(self, url):
-        try:
-            check_syntax(url)  # the address rules apply in the worker, at every redirect
-        except WebhookURLError as exc:
-            raise serializers.ValidationError(str(exc), code="invalid_image_url") from None
         return url
 
     def validate(self, data):

@@ -5,10 +5,11 @@ images with the same codes, before anything is stored.
 """
 
 from django.conf import settings
-from rest_framework import status
+from rest_framework import serializers, status
 
 from core.imageio import ImageError, decode_image
 from jobs.api.errors import APIError
+from jobs.webhooks.addresses import WebhookURLError, check_syntax
 
 # Multipart framing and the small form fields around the image.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -62,3 +63,16 @@ def queue_unavailable():
         status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": "30"},
     )
+
+
+def image_url_validator(url):
+    """A field validator for an image URL a worker will fetch, the same on every endpoint.
+
+    Only what needs no DNS lookup is checked here, in the web thread; the address rules
+    apply in the worker, at every redirect (workers/fetching.py).
+    """
+    if url:
+        try:
+            check_syntax(url)
+        except WebhookURLError as exc:
+            raise serializers.ValidationError(str(exc), code="invalid_image_url") from None

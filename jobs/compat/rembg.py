@@ -20,14 +20,14 @@ from rest_framework.views import APIView
 from core.colours import parse_colour
 from core.specs import CUTOUT, MATTE
 from jobs.api.errors import exception_handler
-from jobs.api.uploads import check_content_length, decode_upload
+from jobs.api.uploads import check_content_length, decode_upload, image_url_validator
 from jobs.api.views import AnyAccept
 from jobs.compat.auth import AUTHENTICATION_CLASSES
 from jobs.compat.removebg import INPUT_FAILURES, over_colour
 from jobs.compat.sync import read_output, run_to_completion
 from jobs.lifecycle.cutouts import CutoutOptionError, cutout_options
 from jobs.lifecycle.resolver import ModelRefused, resolve
-from jobs.webhooks.addresses import MAX_URL_LENGTH, WebhookURLError, check_syntax
+from jobs.webhooks.addresses import MAX_URL_LENGTH
 
 # rembg's model (session) names. Each runs our default cutout model; those made for people
 # keep only people. A name of one of our own models runs that model.
@@ -94,14 +94,11 @@ class RembgUpload(RembgParameters, RembgQuery):
 
 
 class RembgURL(RembgParameters, RembgQuery):
-    url = serializers.CharField(max_length=MAX_URL_LENGTH, help_text="the image's URL: fetched by the worker")
-
-    def validate_url(self, url):
-        try:
-            check_syntax(url)  # the address rules apply in the worker, at every redirect
-        except WebhookURLError as exc:
-            raise serializers.ValidationError(str(exc), code="invalid_image_url") from None
-        return url
+    url = serializers.CharField(
+        max_length=MAX_URL_LENGTH,
+        validators=[image_url_validator],
+        help_text="the image's URL: fetched by the worker",
+    )
 
 
 def parse_bgc(text):

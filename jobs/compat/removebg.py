@@ -29,7 +29,13 @@ from core.colours import parse_colour
 from core.specs import CUTOUT, SEMANTIC
 from jobs.api.errors import APIError, exception_handler
 from jobs.api.parsers import JSONParser
-from jobs.api.uploads import MULTIPART_OVERHEAD, body_limit, check_content_length, decode_upload
+from jobs.api.uploads import (
+    MULTIPART_OVERHEAD,
+    body_limit,
+    check_content_length,
+    decode_upload,
+    image_url_validator,
+)
 from jobs.api.views import AnyAccept
 from jobs.compat.auth import CompatAnonymousAuthentication
 from jobs.compat.pixellib_api import decode_base64
@@ -37,7 +43,7 @@ from jobs.compat.sync import job_url, read_output, run_to_completion
 from jobs.lifecycle.cutouts import CutoutOptionError, cutout_options
 from jobs.lifecycle.resolver import resolve
 from jobs.lifecycle.services import EXTENSIONS
-from jobs.webhooks.addresses import MAX_URL_LENGTH, WebhookURLError, check_syntax
+from jobs.webhooks.addresses import MAX_URL_LENGTH
 
 # size -> the most pixels of the result (None: the photo's own, or its crop's). remove.bg's
 # default is preview; "full" is also called 4k, "preview" small and regular.
@@ -174,24 +180,17 @@ class RemoveBgFields(serializers.Serializer):
         return add_shadow
 
     def validate_image_url(self, url):
-        return _checked_url(url)
+        image_url_validator(url)
+        return url
 
     def validate_bg_image_url(self, url):
-        return _checked_url(url)
+        image_url_validator(url)
+        return url
 
 
 class RemoveBgRequest(RemoveBgFields):
     image_file = serializers.FileField(required=False, allow_empty_file=False, help_text="the image")
     bg_image_file = serializers.FileField(required=False, allow_empty_file=False, help_text="a background")
-
-
-def _checked_url(url):
-    if url:
-        try:
-            check_syntax(url)  # the address rules apply in the worker, at every redirect
-        except WebhookURLError as exc:
-            raise serializers.ValidationError(str(exc), code="invalid_image_url") from None
-    return url
 
 
 class RemoveBgErrorItem(serializers.Serializer):

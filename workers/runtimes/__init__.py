@@ -25,6 +25,15 @@ class RuntimeLoadError(Exception):
     """The weight file cannot be loaded as the spec says; the message says why."""
 
 
+def single_input(inputs, spec):
+    """The file's one input; a model here takes one image, and a file with more is refused."""
+    if len(inputs) != 1:
+        raise RuntimeLoadError(
+            f"{spec.weights.file} takes {len(inputs)} inputs; a model here takes one image"
+        )
+    return inputs[0]
+
+
 def inference_threads():
     """Threads per interpreter: INFERENCE_THREADS, else the cores this process may use.
 

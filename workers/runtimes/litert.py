@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from workers.runtimes import RuntimeLoadError, inference_threads
+from workers.runtimes import RuntimeLoadError, inference_threads, single_input
 
 
 class Runtime:
@@ -19,14 +19,10 @@ class Runtime:
             raise RuntimeLoadError(
                 f"{spec.weights.file} is not a TFLite model LiteRT can run: {exc}"
             ) from None
-        inputs = self.interpreter.get_input_details()
-        if len(inputs) != 1:
-            raise RuntimeLoadError(
-                f"{spec.weights.file} takes {len(inputs)} inputs; a model here takes one image"
-            )
-        self.input_index = inputs[0]["index"]
-        self.input_shape = [int(d) for d in inputs[0]["shape"]]
-        self.input_dtype = np.dtype(inputs[0]["dtype"]).name
+        first = single_input(self.interpreter.get_input_details(), spec)
+        self.input_index = first["index"]
+        self.input_shape = [int(d) for d in first["shape"]]
+        self.input_dtype = np.dtype(first["dtype"]).name
         self.outputs = self.interpreter.get_output_details()
         self.output_shapes = [[int(d) for d in output["shape"]] for output in self.outputs]
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from workers.runtimes import RuntimeLoadError, inference_threads
+from workers.runtimes import RuntimeLoadError, inference_threads, single_input
 
 # ONNX's element types as numpy names; a model here takes uint8 or float32.
 _TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(float16)": "float16"}
@@ -23,14 +23,10 @@ class Runtime:
             raise RuntimeLoadError(
                 f"{spec.weights.file} is not an ONNX model ONNX Runtime can run: {exc}"
             ) from None
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1:
-            raise RuntimeLoadError(
-                f"{spec.weights.file} takes {len(inputs)} inputs; a model here takes one image"
-            )
-        self.input_name = inputs[0].name
-        self.input_shape = [_dimension(d) for d in inputs[0].shape]
-        self.input_dtype = _TYPES.get(inputs[0].type, inputs[0].type)
+        first = single_input(self.session.get_inputs(), spec)
+        self.input_name = first.name
+        self.input_shape = [_dimension(d) for d in first.shape]
+        self.input_dtype = _TYPES.get(first.type, first.type)
         self.output_shapes = [[_dimension(d) for d in output.shape] for output in self.session.get_outputs()]
 
     def run(self, tensor):
