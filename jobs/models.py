@@ -179,6 +179,18 @@ class Job(models.Model):
             stage=self.Stage.QUEUED,
         )
 
+    def release(self, attempt):
+        """running -> queued for the attempt that claimed it, uncounted: it stopped for a
+        reason outside the job (the file store was unreachable) and its message is sent again
+        at once, so the reaper need not."""
+        return self._transition(
+            Q(status=self.Status.RUNNING, attempts=attempt),
+            status=self.Status.QUEUED,
+            stage=self.Stage.QUEUED,
+            attempts=attempt - 1,
+            enqueued_at=timezone.now(),
+        )
+
     def record_input(self, name, width, height):
         """The photo a worker fetched from input_url: its stored file's name and its size."""
         Job.objects.filter(pk=self.pk).update(input=name, input_width=width, input_height=height)

@@ -2,20 +2,30 @@
 a deleted user's cascade) and saves in the admin. A status change's own effects are called
 explicitly, from jobs/lifecycle/effects.py."""
 
+import logging
+
 from django.contrib.auth import get_user_model
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from rest_framework.authtoken.models import Token
 
 from jobs.api import readcache
-from jobs.lifecycle.storage import delete_job_files
+from jobs.lifecycle.storage import delete_job_files, is_unreachable
 from jobs.models import Job
+
+log = logging.getLogger(__name__)
 
 
 @receiver(post_delete, sender=Job)
 def delete_files_of_deleted_job(sender, instance, **kwargs):
     # However the row goes: API, admin, a deleted user's cascade.
-    delete_job_files(instance.id)
+    try:
+        delete_job_files(instance.id)
+    except Exception as exc:
+        if not is_unreachable(exc):
+            raise
+        # The row goes all the same: retention's orphan sweep removes the files later.
+        log.warning("job %s deleted; its files stay until the store is back: %s", instance.id, exc)
 
 
 @receiver(post_save, sender=Job)

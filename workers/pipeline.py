@@ -17,7 +17,7 @@ from core.imageio import ImageError, decode_image
 from core.joblog import job_context
 from core.specs import CUTOUT, INSTANCE, MATTE, SEMANTIC
 from jobs.lifecycle.services import EXTENSIONS
-from jobs.lifecycle.storage import delete_job_files, job_file_path, write_job_file
+from jobs.lifecycle.storage import delete_job_files, is_unreachable, job_file_path, write_job_file
 from jobs.models import Job
 from workers import cutout, rendering, summary
 from workers.fetching import fetch_image
@@ -25,6 +25,10 @@ from workers.registry import ModelNotLoaded, get_model
 from workers.rendering import Rendered
 
 log = logging.getLogger(__name__)
+
+
+class StoreUnavailable(Exception):
+    """The file store could not be reached; the job is queued again, its attempt uncounted."""
 
 
 def run_job(job_id, worker, redelivered=False):
@@ -54,7 +58,12 @@ def _run_job(job_id, worker, redelivered):
     except SoftTimeLimitExceeded:
         job.fail("timeout", f"The job ran longer than {settings.JOB_TIME_LIMIT} s.", attempt)
         return
-    except Exception:
+    except Exception as exc:
+        if is_unreachable(exc):
+            # Not the job's fault: it waits for the store (the task sends it again later).
+            log.warning("job %s: the file store is unreachable, queued again: %s", job.id, exc)
+            job.release(attempt)
+            raise StoreUnavailable(str(exc)) from exc
         log.exception("job %s failed unexpectedly", job.id)
         job.fail("internal_error", "The job failed because of an internal error.", attempt)
         return

@@ -3,7 +3,11 @@
 from celery import shared_task
 from django.db import DatabaseError
 
-from workers.pipeline import run_job
+from workers.pipeline import StoreUnavailable, run_job
+
+# A file store that is down: the job was queued again; send it again after 5 s, doubling up
+# to a minute, for about 20 minutes. Past that it stays queued and the reaper sends it again.
+STORE_RETRIES = 24
 
 
 # A database hiccup (a restart, a failover) before the job is recorded must not drop it:
@@ -18,4 +22,8 @@ from workers.pipeline import run_job
 )
 def segment(self, job_id):
     delivery = self.request.delivery_info or {}
-    run_job(job_id, worker=self.request.hostname, redelivered=bool(delivery.get("redelivered")))
+    try:
+        run_job(job_id, worker=self.request.hostname, redelivered=bool(delivery.get("redelivered")))
+    except StoreUnavailable as exc:
+        countdown = min(60, 5 * 2**self.request.retries)
+        raise self.retry(exc=exc, countdown=countdown, max_retries=STORE_RETRIES) from None

@@ -15,6 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from jobs.lifecycle.resolver import ModelRefused
+from jobs.lifecycle.storage import STORE_RETRY_AFTER, is_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,15 @@ _CODES = {
 }
 
 
+def store_unavailable():
+    return APIError(
+        "storage_unavailable",
+        "The file store is unavailable; try again shortly.",
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        {"Retry-After": str(STORE_RETRY_AFTER)},
+    )
+
+
 def job_deleted():
     return APIError(
         "job_deleted", "The job was deleted while the request waited for it.", status.HTTP_409_CONFLICT
@@ -87,6 +97,9 @@ def exception_handler(exc, context):
         exc = model_refused(exc)
     elif isinstance(exc, SuspiciousOperation):  # too many form fields or files, a bad multipart
         exc = APIError("malformed_request", f"The request was refused: {exc}")
+    elif is_unreachable(exc):
+        log.warning("media store unreachable: %s", exc)
+        exc = store_unavailable()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # unexpected: Django logs it and handler500 answers in our shape

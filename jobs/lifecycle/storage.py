@@ -6,10 +6,26 @@ S3 bucket (django-storages), where folders do not exist: a prefix lists the obje
 
 import os
 
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as S3ConnectionError
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
 
 from jobs.models import job_dir
+
+# How long a client should wait before retrying while the store is unreachable: a restart of
+# an object store takes seconds.
+STORE_RETRY_AFTER = 10
+
+
+def is_unreachable(exc):
+    """Whether an error from the storage API means the store itself is down, restarting or
+    overloaded (retry later), rather than a missing file or a refused request."""
+    if isinstance(exc, (S3ConnectionError, HTTPClientError)):  # refused, reset, timed out
+        return True
+    if isinstance(exc, ClientError):
+        return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
+    return False
 
 
 def job_file_path(job, name):

@@ -2,17 +2,22 @@
 downloaded streamed or by a presigned redirect, and go with the job."""
 
 import io
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from django.conf import settings as django_settings
+from django.core.management import call_command
 from PIL import Image
 
+from jobs.lifecycle.storage import is_unreachable
 from jobs.models import Job
 from jobs.ops.retention import delete_orphaned_files
 from tests.conftest import eval_photo
+from tests.fixtures.seaweedfs import free_port
 from tests.jobs.helpers import submit
 from workers.pipeline import run_job
 
@@ -100,3 +105,38 @@ def test_the_orphan_sweep_works_on_a_bucket(s3_media, db):
     assert delete_orphaned_files(grace=3600) == 0  # just written: inside its grace
     assert delete_orphaned_files(grace=0) == 1
     assert keys(client, bucket) == []
+
+
+def test_create_bucket_makes_the_bucket_once(settings, seaweedfs):
+    name = f"created-{uuid.uuid4().hex[:10]}"
+    settings.MEDIA_STORAGE = "s3"
+    settings.STORAGES = {**settings.STORAGES, "default": seaweedfs.storage_options(name)}
+    out = io.StringIO()
+    call_command("create_bucket", stdout=out)
+    call_command("create_bucket", stdout=out)
+    assert out.getvalue().splitlines() == [f"bucket {name} created", f"bucket {name} exists"]
+    seaweedfs.client().head_bucket(Bucket=name)  # raises if it is not there
+    seaweedfs.client().delete_bucket(Bucket=name)
+
+
+def test_storage_errors_that_mean_the_store_is_down_and_those_that_do_not():
+    assert is_unreachable(EndpointConnectionError(endpoint_url="http://store:8333"))
+    assert is_unreachable(ReadTimeoutError(endpoint_url="http://store:8333"))
+    assert is_unreachable(ClientError({"ResponseMetadata": {"HTTPStatusCode": 503}}, "PutObject"))
+    assert not is_unreachable(ClientError({"ResponseMetadata": {"HTTPStatusCode": 403}}, "PutObject"))
+    assert not is_unreachable(FileNotFoundError("jobs/x/mask.png"))
+
+
+def test_a_submit_while_the_store_is_down_is_503_with_retry_after_and_leaves_nothing(
+    alice, settings, seaweedfs, db
+):
+    # A bucket on a port nothing listens on: connection refused, as while SeaweedFS restarts.
+    options = seaweedfs.storage_options("anything")
+    options["OPTIONS"] = {**options["OPTIONS"], "endpoint_url": f"http://127.0.0.1:{free_port()}"}
+    settings.MEDIA_STORAGE = "s3"
+    settings.STORAGES = {**settings.STORAGES, "default": options}
+    response = submit(alice)
+    assert response.status_code == 503, response.content
+    assert response.json()["error"]["code"] == "storage_unavailable"
+    assert int(response["Retry-After"]) > 0
+    assert not Job.objects.exists()
