@@ -186,6 +186,17 @@ FILE_URL_MAX_AGE = env_int("FILE_URL_MAX_AGE", 3600, minimum=60)
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Redis for waiting on results (`Prefer: wait`): workers publish each finished job there.
 REDIS_URL = env_str("REDIS_URL", env_str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"))
+# Django's cache, where the request-rate limits count: on Redis, so that every web process
+# of every host counts against the same limit. A short socket timeout: when Redis is away,
+# the limits are not enforced (jobs/api/throttling.py) rather than every request waiting.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("CACHE_URL", REDIS_URL),
+        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "segment"),
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+}
 # The longest a `Prefer: wait=N` request may hold its connection.
 MAX_WAIT_SECONDS = 60
 # Requests one web process lets wait for a job at once (`Prefer: wait` and the compatible
@@ -255,6 +266,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": JOB_TIME_LIMIT * 4}
 # A submit must not hang when Redis is down: give up quickly and answer 503.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Task events, which Flower shows (docker-compose.yml): each task's sending, start and end.
+CELERY_WORKER_SEND_TASK_EVENTS = CELERY_TASK_SEND_SENT_EVENT = env_bool("CELERY_TASK_EVENTS", True)
 # Webhook deliveries run on their own queue and worker (`--queues webhooks`), never in a
 # model worker: a slow receiver must not hold a model. Beat re-sends deliveries whose retry
 # is too far off for a countdown (see jobs/webhooks/outbox.py) or whose message was lost,
@@ -309,7 +322,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Request rates per user (token) and per address (no token): 429 with Retry-After.
-    # Counted in the default cache, which is per web process unless CACHES is shared.
+    # Counted in the default cache (CACHES: Redis, shared by every web process).
     "DEFAULT_THROTTLE_CLASSES": [
         "jobs.api.throttling.TokenRateThrottle",
         "jobs.api.throttling.AddressRateThrottle",

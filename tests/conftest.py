@@ -82,17 +82,29 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"{line}    [{nodeid.split('::')[-1]}]")
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    """Throttle counts and cached lookups live in the per-process cache: none may leak from
-    one test into the next (every anonymous test client is the same address)."""
+def clear_cache():
+    """Delete this run's keys from the cache on Redis (cache.clear() would flush the whole
+    database, another run's keys with it)."""
+    from django.conf import settings
     from django.core.cache import cache
 
+    client = cache._cache.get_client(write=True)
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        client.delete(key)
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Throttle counts live in the cache: none may leak from one test into the next (every
+    anonymous test client is the same address)."""
     from jobs.api import readcache
 
-    cache.clear()
+    clear_cache()
     readcache._paused_until = 0.0  # a test that took Redis away must not pause the next one
     serving.forget()  # each test sees the workers announced now, not a second ago
+    yield
+    clear_cache()  # nothing of this run left in the shared Redis
 
 
 def light_specs():

@@ -5,7 +5,12 @@ per-user rate would make every one of them share a single bucket: they are count
 address instead.
 """
 
+import logging
+
+from redis.exceptions import RedisError
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+
+log = logging.getLogger(__name__)
 
 # What CompatAnonymousAuthentication puts in request.auth.
 ANONYMOUS = "compat-anonymous"
@@ -26,6 +31,15 @@ class SlidingWindowCounter:
     def allow_request(self, request, view):
         if self.rate is None or (key := self.get_cache_key(request, view)) is None:
             return True
+        try:
+            return self._count(key)
+        except RedisError as exc:
+            # The counts live in Redis (CACHES). Until it is back, serve without limits rather
+            # than refuse the status reads too (submits need Redis and get 503 anyway).
+            log.warning("request rates not counted, the cache is unreachable: %s", exc)
+            return True
+
+    def _count(self, key):
         window, into = divmod(self.timer(), self.duration)
         current, previous = f"{key}:{int(window)}", f"{key}:{int(window) - 1}"
         counts = self.cache.get_many([current, previous])

@@ -4,7 +4,6 @@ import socket
 import time
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
@@ -13,6 +12,7 @@ from jobs.api import readcache
 from jobs.api.throttling import TokenRateThrottle
 from jobs.api.views import JobViewSet
 from jobs.models import Job
+from tests.conftest import clear_cache
 from tests.jobs.helpers import assert_error, submit
 
 pytestmark = pytest.mark.django_db
@@ -158,7 +158,7 @@ def test_a_job_with_a_webhook_is_always_read_from_the_database(alice, job):
 
 def test_cached_reads_count_against_the_request_rate(alice, job, monkeypatch):
     cached(alice, job)
-    cache.clear()  # the request counts so far
+    clear_cache()  # the request counts so far
     monkeypatch.setattr(TokenRateThrottle, "rate", "3/min", raising=False)
     answers = [read(alice, job)[0].status_code for _ in range(4)]
     assert answers == [200, 200, 200, 429]
