@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+PROXY ?=
+ifneq ($(filter-out nginx,$(PROXY)),)
+$(error PROXY=$(PROXY): the one front there is is nginx)
+endif
 HOST ?= 127.0.0.1
 WORKERS ?= 1
 SHARED_MODELS ?= ../shared/models
@@ -10,9 +14,9 @@ SHARED_MODELS ?= ../shared/models
 WITH_SECRET = SECRET_KEY=$${SECRET_KEY:-$$(cat .secret_key)}
 MANAGE = $(WITH_SECRET) $(BIN)/python manage.py
 
-.PHONY: setup venv models migrate test test-fast run bench bench-tools clean
+.PHONY: setup venv models migrate test test-fast run bench bench-tools proxy-tools clean
 
-setup: venv .secret_key models migrate
+setup: venv .secret_key models migrate proxy-tools
 
 venv: $(VENV)/.installed
 
@@ -59,10 +63,23 @@ bench-tools:
 		echo "wrk is not installed: the bench will use httpx, which shares the server's cores"
 
 # Each of the WORKERS light workers gets its share of the cores as interpreter threads.
-run: venv .secret_key migrate
-	$(WITH_SECRET) VENV=$(VENV) HOST=$(HOST) PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
+# PROXY=nginx puts the production front before the web process (deploy/nginx): nginx listens
+# on HOST:PORT, gunicorn on 127.0.0.1:PORT+1 behind it and trusts it as one proxy.
+PROCESSES = web worker io beat
+run: venv .secret_key migrate $(if $(PROXY),proxy-tools)
+	$(WITH_SECRET) VENV=$(VENV) PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
 		INFERENCE_THREADS=$${INFERENCE_THREADS:-$$(( ($$(nproc) + $(WORKERS) - 1) / $(WORKERS) ))} \
-		$(BIN)/honcho start --port $(PORT) --concurrency worker=$(WORKERS)
+		$(if $(PROXY), \
+		HOST=127.0.0.1 TRUSTED_PROXIES=1 PROXY_LISTEN=$(HOST):$(PORT) SEGMENT_UPSTREAM=127.0.0.1:$$(($(PORT) + 1)) \
+			$(BIN)/honcho start --port $$(($(PORT) + 1)) --concurrency worker=$(WORKERS) $(PROCESSES) proxy, \
+		HOST=$(HOST) $(BIN)/honcho start --port $(PORT) --concurrency worker=$(WORKERS) $(PROCESSES))
+
+# nginx, for `make run PROXY=nginx` and the suite's test of it, from the distribution where
+# this user may install it.
+proxy-tools:
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get install -y -qq nginx || { apt-get update -qq && apt-get install -y -qq nginx; }; }; } || \
+		echo "nginx is not installed: make run PROXY=nginx and its test need it"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -3,8 +3,10 @@ database cluster, made once, and a fresh database and Redis for each test."""
 
 import itertools
 import os
+import shutil
 import subprocess
 import sys
+import uuid
 
 import pytest
 from django.conf import settings
@@ -95,3 +97,20 @@ def photo():
     image = Image.open(eval_photo("photos/chelsea.jpg"))
     image.thumbnail((320, 320))
     return image_bytes(image, "JPEG", quality=90)
+
+
+def rabbitmqctl(*args):
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def rabbit_stack(stack):
+    if not shutil.which("rabbitmqctl"):
+        pytest.skip("RabbitMQ is not installed on this machine (rabbitmqctl not found)")
+    vhost = f"segment-test-{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    stack.env["CELERY_BROKER_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    yield stack
+    stack.stop()  # before the vhost goes, or the workers would log reconnection errors
+    rabbitmqctl("delete_vhost", vhost)

@@ -8,39 +8,12 @@ import time
 import pytest
 import requests
 
-from tests.processes import ServiceProcess
-from tests.stack.servers import free_port
+from tests.stack.make_run import MakeRun, announced
 from tests.stack.stack import ApiClient
 
 pytestmark = pytest.mark.e2e
 
 JOBS = 30
-
-
-class MakeRun(ServiceProcess):
-    def __init__(self, env, log_path, workers):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        super().__init__(
-            "make run", ["make", "run", f"WORKERS={workers}", f"PORT={self.port}"], env, log_path
-        )
-
-    def ready(self):
-        try:
-            ready = requests.get(f"{self.url}/readyz", timeout=5).status_code == 200
-        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still booting
-            return False
-        self.started_in = time.monotonic() - self.launched
-        return ready
-
-    def start(self, **options):
-        self.launched = time.monotonic()
-        return super().start(**options)
-
-
-def announced(service):
-    ready = requests.get(f"{service.url}/readyz", timeout=5).json()
-    return sorted({w.split("@")[0] for m in ready["checks"]["models"].values() for w in m["workers"]})
 
 
 def test_make_run_with_three_workers_spreads_jobs_and_counts_them(stack, photo, figure):
@@ -68,3 +41,34 @@ def test_make_run_with_three_workers_spreads_jobs_and_counts_them(stack, photo, 
         f"make run WORKERS=3: ready in {service.started_in:.0f} s; {JOBS} jobs succeeded, per worker {dict(sorted(per_worker.items()))}; /metrics: "
         f"{float(succeeded.group(1)):.0f} succeeded for {model}, summed over the 3 workers"
     )
+
+
+def test_make_run_on_rabbitmq_completes_40_jobs_through_a_sigkill_of_everything(rabbit_stack, photo, figure):
+    """`make run` with CELERY_BROKER_URL=amqp://...: every process of the service SIGKILLed
+    at once mid-run (a host losing power), then `make run` again: all 40 jobs succeed, once."""
+    stack = rabbit_stack
+    service = MakeRun(stack.env, stack.folder / "make-run-amqp.log", workers=1)
+    stack.processes.append(service)
+    service.start(timeout=180)
+    client = ApiClient(service.url, stack.tokens["alice"])
+    job_ids = [client.submit_until_accepted(photo)[0] for _ in range(40)]
+    deadline = time.monotonic() + 120
+    while (statuses := client.statuses(job_ids))["succeeded"] < 10:
+        assert time.monotonic() < deadline, statuses
+        time.sleep(0.1)
+
+    killed = service.kill_everything()
+    at_kill = collections.Counter(stack.job_row(job_id)[0] for job_id in job_ids)
+    service.start(timeout=180)
+    jobs = client.wait_all(job_ids, timeout=300)
+
+    successes = collections.Counter(re.findall(r"job ([0-9a-f-]{36}) succeeded", service.log()))
+    figure(
+        f"make run on RabbitMQ, 40 jobs, all {killed} processes SIGKILLed at once when the jobs were "
+        f"{dict(at_kill)}, then make run again (ready in {service.started_in:.0f} s): "
+        f"{collections.Counter(job['status'] for job in jobs.values())['succeeded']}/40 succeeded, "
+        f"{sum(count > 1 for count in successes.values())} recorded twice"
+    )
+    assert {job["status"] for job in jobs.values()} == {"succeeded"}
+    assert at_kill["queued"] > 0, "every job had run before the kill: it proves nothing"
+    assert sorted(successes) == sorted(job_ids) and set(successes.values()) == {1}

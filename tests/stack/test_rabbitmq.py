@@ -5,10 +5,7 @@ Each test gets a virtual host of its own on the machine's RabbitMQ (127.0.0.1:56
 and deleted with rabbitmqctl, so no other run's queues are touched.
 """
 
-import shutil
-import subprocess
 import time
-import uuid
 
 import pytest
 
@@ -17,23 +14,6 @@ from tests.stack.test_worker_kills import wait_for_a_running_job
 pytestmark = pytest.mark.faults
 
 JOBS = 30
-
-
-def rabbitmqctl(*args):
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture
-def rabbit_stack(stack):
-    if not shutil.which("rabbitmqctl"):
-        pytest.skip("RabbitMQ is not installed on this machine (rabbitmqctl not found)")
-    vhost = f"segment-test-{uuid.uuid4().hex[:10]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    stack.env["CELERY_BROKER_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    yield stack
-    stack.stop()  # before the vhost goes, or the workers would log reconnection errors
-    rabbitmqctl("delete_vhost", vhost)
 
 
 def test_jobs_on_rabbitmq_survive_a_worker_sigkill_mid_job(rabbit_stack, photo, figure):
