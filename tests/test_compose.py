@@ -6,6 +6,7 @@ one the code routes to, every variable one the settings read, and the process se
 the Procfile's.
 """
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -41,7 +42,10 @@ def celery_workers():
 
 
 def test_the_service_set_is_complete():
-    expected = {"redis", "postgres", "web", "worker-light", "worker-heavy", "worker-io", "beat", "flower"}
+    expected = {
+        "redis", "postgres", "seaweedfs", "create-bucket", "web", "proxy", "worker-light", "worker-heavy",
+        "worker-io", "beat", "flower",
+    }  # fmt: skip
     assert expected <= set(SERVICES)
     for name, service in SERVICES.items():
         for dependency in service.get("depends_on", {}):
@@ -112,14 +116,44 @@ def test_the_heavy_worker_reserves_a_gpu_and_runs_the_gpu_image_only_when_asked(
 
 def test_every_variable_is_one_the_settings_read():
     source = (REPO / "segsite" / "settings.py").read_text()
-    read = set(re.findall(r'env_\w+\(\s*"([A-Z_]+)"', source))
+    read = set(re.findall(r'env_\w+\(\s*"([A-Z0-9_]+)"', source))
     for name, service in OURS.items():
         for variable in service["environment"]:
             assert variable in read | LIBRARY_VARIABLES, f"{name}: {variable} is read by nothing"
     env = OURS["web"]["environment"]
     assert env["LOG_FORMAT"] in ("plain", "json")
     mounts = {volume.split(":")[1] for volume in OURS["web"]["volumes"]}
-    assert {env["MEDIA_ROOT"], env["SEGMENT_MODELS_DIR"]} <= mounts
+    assert env["SEGMENT_MODELS_DIR"] in mounts
+
+
+def test_hosts_share_only_the_network_the_bucket_and_the_proxy():
+    """Media in SeaweedFS's bucket (no media volume a second host could not see), made by
+    create-bucket before anything runs; gunicorn reached only through nginx, which runs the
+    very template `make run PROXY=nginx` does and is the one trusted proxy."""
+    env = OURS["web"]["environment"]
+    assert env["MEDIA_STORAGE"] == "s3" and "MEDIA_ROOT" not in env
+    assert env["AWS_S3_ENDPOINT_URL"].startswith("http://seaweedfs:")
+    assert SERVICES["create-bucket"]["command"] == ["python", "manage.py", "create_bucket"]
+    for name, service in OURS.items():
+        assert not any(volume.startswith("media:") for volume in service.get("volumes", [])), name
+        if name not in ("migrate", "fetch-models", "fetch-heavy-models", "create-bucket"):
+            assert "create-bucket" in service["depends_on"], name
+    # The identity SeaweedFS is configured with is the one the app signs with.
+    identity = json.loads(COMPOSE["configs"]["seaweedfs-s3"]["content"])["identities"][0]
+    assert identity["credentials"][0]["accessKey"] == env["AWS_ACCESS_KEY_ID"]
+    assert identity["credentials"][0]["secretKey"] == env["AWS_SECRET_ACCESS_KEY"]
+    assert "-s3" in SERVICES["seaweedfs"]["command"]
+
+    assert "ports" not in SERVICES["web"] and env["TRUSTED_PROXIES"] == 1
+    proxy = SERVICES["proxy"]
+    template = "./deploy/nginx/segment.conf.template"
+    assert f"{template}:/etc/nginx/templates/default.conf.template:ro" in proxy["volumes"]
+    text = (REPO / template).read_text()
+    # Every ${VARIABLE} of the template has a value in the proxy's environment.
+    assert set(re.findall(r"\$\{(\w+)\}", text)) == set(proxy["environment"])
+    bind = option(OURS["web"]["command"], "--bind").rsplit(":", 1)[1]
+    assert proxy["environment"]["SEGMENT_UPSTREAM"] == f"web:{bind}"
+    assert "proxy_request_buffering on;" in text
 
 
 def test_healthchecks_call_real_urls():
@@ -132,7 +166,8 @@ def test_the_procfile_runs_the_same_processes():
     procfile = dict(
         line.split(": ", 1) for line in (REPO / "Procfile").read_text().splitlines() if line.strip()
     )
-    assert set(procfile) == {"web", "worker", "io", "beat"}
+    assert set(procfile) == {"web", "worker", "io", "beat", "proxy"}
+    assert "deploy/nginx/run_local.py" in procfile["proxy"]
     pairs = {"worker": "worker-light", "io": "worker-io"}
     for process, service in pairs.items():
         local = shlex.split(procfile[process].replace("$VENV/bin/", ""))
@@ -159,3 +194,10 @@ def test_settings_reach_the_containers_and_flower_stays_local():
     for name, service in OURS.items():
         assert {"path": ".env", "required": False} in service["env_file"], name
     assert all(port.startswith("127.0.0.1:") for port in SERVICES["flower"]["ports"])
+
+
+def test_flower_is_protected_and_sees_tasks_on_the_services_broker():
+    flower = " ".join(SERVICES["flower"]["command"])
+    assert "--basic-auth=${FLOWER_BASIC_AUTH:?" in flower
+    assert f"--broker={OURS['web']['environment']['CELERY_BROKER_URL']}" in flower
+    assert settings.CELERY_WORKER_SEND_TASK_EVENTS and settings.CELERY_TASK_SEND_SENT_EVENT

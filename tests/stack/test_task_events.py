@@ -1,0 +1,27 @@
+"""Workers send task events (what Flower shows): `celery events --dump`, Celery's own event
+consumer, sees a job's task sent, started and succeeded, under the job's id."""
+
+import re
+import time
+
+import pytest
+
+from tests.processes import CELERY, ServiceProcess
+
+pytestmark = pytest.mark.faults
+
+
+def test_a_jobs_task_events_reach_an_event_consumer(stack, photo):
+    stack.start_web()
+    stack.start_worker("worker")
+    events = ServiceProcess("events", [*CELERY, "events", "--dump"], stack.env, stack.folder / "events.log")
+    stack.processes.append(events)
+    events.start()
+    time.sleep(3)  # subscribed before the job is sent
+    job_id = stack.client(stack.tokens["alice"]).submit_until_accepted(photo)[0]
+    deadline = time.monotonic() + 60
+    while f"task succeeded: workers.tasks.segment({job_id})" not in events.log():
+        assert time.monotonic() < deadline, events.log()[-3000:]
+        time.sleep(0.3)
+    kinds = re.findall(rf"\] task (\w+): workers\.tasks\.segment\({job_id}\)", events.log())
+    assert kinds == ["sent", "received", "started", "succeeded"]
