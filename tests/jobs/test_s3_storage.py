@@ -19,7 +19,7 @@ from jobs.ops.retention import delete_orphaned_files
 from tests.conftest import eval_photo
 from tests.fixtures.seaweedfs import free_port
 from tests.jobs.helpers import submit
-from workers.pipeline import run_job
+from workers.pipeline import StoreUnavailable, run_job
 
 pytestmark = pytest.mark.django_db
 
@@ -131,12 +131,40 @@ def test_a_submit_while_the_store_is_down_is_503_with_retry_after_and_leaves_not
     alice, settings, seaweedfs, db
 ):
     # A bucket on a port nothing listens on: connection refused, as while SeaweedFS restarts.
-    options = seaweedfs.storage_options("anything")
-    options["OPTIONS"] = {**options["OPTIONS"], "endpoint_url": f"http://127.0.0.1:{free_port()}"}
     settings.MEDIA_STORAGE = "s3"
-    settings.STORAGES = {**settings.STORAGES, "default": options}
+    unreachable_store(settings, seaweedfs, "anything")
     response = submit(alice)
     assert response.status_code == 503, response.content
     assert response.json()["error"]["code"] == "storage_unavailable"
     assert int(response["Retry-After"]) > 0
     assert not Job.objects.exists()
+
+
+def unreachable_store(settings, seaweedfs, bucket):
+    """The same bucket's settings with the endpoint moved to a port nothing listens on."""
+    options = seaweedfs.storage_options(bucket)
+    options["OPTIONS"] = {**options["OPTIONS"], "endpoint_url": f"http://127.0.0.1:{free_port()}"}
+    settings.STORAGES = {**settings.STORAGES, "default": options}
+
+
+def test_a_worker_that_cannot_reach_the_store_puts_the_job_back_uncounted(
+    alice, sent, engines, s3_media, seaweedfs, settings
+):
+    response = submit(alice, data=eval_photo("photos/astronaut.jpg").read_bytes(), name="a.jpg")
+    job_id = response.json()["id"]
+    unreachable_store(settings, seaweedfs, s3_media[1])
+    with pytest.raises(StoreUnavailable):
+        run_job(job_id, "w@test")
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.attempts, job.stage) == ("queued", 0, "queued") and job.enqueued_at
+
+
+def test_deleting_a_job_while_the_store_is_down_still_deletes_it(
+    alice, sent, engines, s3_media, seaweedfs, settings
+):
+    job = finished_job(alice)
+    unreachable_store(settings, seaweedfs, s3_media[1])
+    assert alice.delete(f"/api/v1/jobs/{job.pk}/").status_code == 204
+    assert not Job.objects.filter(pk=job.pk).exists()
+    # Its objects wait for the orphan sweep.
+    assert len(keys(*s3_media)) == 3
