@@ -29,7 +29,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-heavy.txt
 
 # A per-checkout secret for `make run`; production passes SECRET_KEY in the environment.
 .secret_key:
-	$(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
+	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
 
 models: venv .secret_key
 	@if [ -d "$(SHARED_MODELS)" ]; then \

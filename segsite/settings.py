@@ -4,6 +4,7 @@ With no configuration at all the project runs for development: SQLite, local med
 models folders, the local Redis. Production sets DATABASE_URL, SECRET_KEY and friends.
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -88,6 +89,13 @@ DATABASES = {
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+_sqlite = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" and DATABASES["default"]["NAME"]
+if _sqlite and str(_sqlite) != ":memory:":
+    # SQLite creates its file with the umask's mode, usually world-readable: tokens and
+    # webhook secrets live in it. Made first, readable by its owner only.
+    _sqlite = Path(_sqlite)
+    if _sqlite.parent.is_dir() and not _sqlite.exists():
+        os.close(os.open(_sqlite, os.O_CREAT | os.O_WRONLY, 0o600))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -120,6 +128,9 @@ if MEDIA_DOWNLOADS not in ("stream", "redirect") or (MEDIA_DOWNLOADS == "redirec
         f"MEDIA_DOWNLOADS={MEDIA_DOWNLOADS!r}: stream, or redirect with MEDIA_STORAGE=s3"
     )
 MEDIA_REDIRECT_SECONDS = env_int("MEDIA_REDIRECT_SECONDS", 300, minimum=1)
+# Uploads and results readable by the service's own user only (web and workers run as one).
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -168,8 +179,7 @@ JOB_REQUEUE_AFTER = env_int("JOB_REQUEUE_AFTER", 900, minimum=60)
 # Seconds between beat's reaper passes (jobs/reaper.py): how soon after a broker that came
 # back empty, or a worker lost for good, its jobs are sent again.
 REAP_INTERVAL = env_int("REAP_INTERVAL", 60, minimum=1)
-# When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>`; unset, it is open to
-# whoever reaches the web port.
+# /metrics wants `Authorization: Bearer <METRICS_TOKEN>`; unset, it is closed unless DEBUG.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 # Finished jobs and their files are deleted this many days after they were created
 # (`manage.py prune_jobs`, daily by beat); 0 keeps them for ever.

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from core import serving
 from core.repository import local_specs
 from jobs.lifecycle import services
+from jobs.ops import health
 from workers import registry
 
 REPO = Path(__file__).resolve().parent.parent
@@ -103,6 +104,7 @@ def fresh_cache():
     clear_cache()
     readcache._paused_until = 0.0  # a test that took Redis away must not pause the next one
     serving.forget()  # each test sees the workers announced now, not a second ago
+    health.forget_readiness()  # and /readyz evaluated afresh
     yield
     clear_cache()  # nothing of this run left in the shared Redis
 

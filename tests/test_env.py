@@ -194,3 +194,34 @@ def test_check_deploy_is_clean_with_the_production_variables_the_readme_lists():
     )  # fmt: skip
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "no issues" in checked.stdout
+
+
+def mode(path):
+    return path.stat().st_mode & 0o777
+
+
+def test_the_files_holding_secrets_are_made_readable_by_their_owner_only(tmp_path):
+    """The SQLite database (tokens, webhook secrets), the checkout's secret and the media."""
+    database = tmp_path / "db.sqlite3"
+    started = start_django(SECRET_KEY="x" * 50, DATABASE_URL=f"sqlite:///{database}")
+    assert started.returncode == 0, started.stderr
+    assert mode(database) == 0o600
+
+    (tmp_path / "Makefile").write_text((REPO / "Makefile").read_text())
+    made = subprocess.run(
+        ["make", "-s", ".secret_key"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
+    assert (
+        mode(tmp_path / ".secret_key") == 0o600 and len((tmp_path / ".secret_key").read_text().strip()) > 40
+    )
+
+
+def test_stored_files_and_their_folders_are_the_services_own(settings, tmp_path):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    name = default_storage.save("jobs/some-job/mask.png", ContentFile(b"\x89PNG"))
+    assert mode(tmp_path / "media" / name) == 0o600
+    assert mode(tmp_path / "media" / "jobs" / "some-job") == 0o700

@@ -53,10 +53,16 @@ SKIPPED = [
     ('echo "S3_SECRET_KEY=', "writes .env into the checkout (for docker compose)"),
     ('echo "FLOWER_BASIC_AUTH=', "writes .env into the checkout (for docker compose)"),
     ("docker compose ", "needs a Docker engine, which the test machines do not have"),
-    (".venv/bin/weed server ", "a SeaweedFS that runs until stopped (the suite starts its own: tests/fixtures)"),
+    (
+        ".venv/bin/weed server ",
+        "a SeaweedFS that runs until stopped (the suite starts its own: tests/fixtures)",
+    ),
     ("export MEDIA_STORAGE=s3 ", "sets the shell up for the two processes below, against that SeaweedFS"),
     ("MEDIA_ROOT=/tmp/worker-media ", "a worker that runs until stopped (tests/e2e/test_separate_hosts.py)"),
-    ("MEDIA_ROOT=/tmp/web-media ", "a web process that runs until stopped (tests/e2e/test_separate_hosts.py)"),
+    (
+        "MEDIA_ROOT=/tmp/web-media ",
+        "a web process that runs until stopped (tests/e2e/test_separate_hosts.py)",
+    ),
 ]
 
 TOKEN = re.compile(r"[0-9a-f]{40}")

@@ -17,9 +17,17 @@ from jobs.webhooks.addresses import MAX_URL_LENGTH, WebhookURLError, resolve
 class CommaListField(serializers.ListField):
     """A list given as repeated form fields, one comma-separated value, or a JSON array."""
 
+    default_error_messages = {"too_long": "Ensure this field has no more than {max_length} elements."}
+
     def to_internal_value(self, data):
+        given = data if isinstance(data, list) else [data]
+        # Refused on its raw size before any splitting: megabytes of "a,a,a,..." split and
+        # checked item by item would cost seconds of CPU, holding the GIL.
+        longest = self.max_length * ((getattr(self.child, "max_length", None) or 64) + 1)
+        if len(given) > self.max_length or sum(len(str(item)) for item in given) > longest:
+            self.fail("too_long", max_length=self.max_length)
         items = []
-        for item in data if isinstance(data, list) else [data]:
+        for item in given:
             items.extend(part.strip() for part in str(item).split(",") if part.strip())
         return super().to_internal_value(items)
 

@@ -8,14 +8,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class ScriptedReceiver:
     """Answers each POST with the next status of `statuses` (the last one repeats)."""
 
-    def __init__(self, statuses=(200,), body="ok", headers=None):
+    def __init__(self, statuses=(200,), body="ok", headers=None, address="127.0.0.1", port=0):
         self.statuses = list(statuses)
         self.body = body
         self.headers = headers or {}
         self.requests = []  # (path, headers dict, body bytes)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer((address, port), self._handler())
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/hooks/segment?source=test"
+        self.url = f"http://{address}:{self.port}/hooks/segment?source=test"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

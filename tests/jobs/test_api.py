@@ -1,9 +1,12 @@
+import time
 import uuid
 
 import pytest
 from django.core.files.storage import default_storage
+from rest_framework.exceptions import ValidationError
 
 from core.repository import local_specs
+from jobs.api.serializers import JobCreateSerializer
 from jobs.models import Job
 from tests.conftest import light_specs
 from tests.jobs.helpers import assert_error, submit
@@ -232,6 +235,19 @@ def test_a_flood_of_form_fields_is_a_json_400(alice, sent):
 
 def test_too_many_classes_is_a_400(alice, sent):
     assert_error(submit(alice, "semantic", classes=",".join(["person"] * 101)), 400, "invalid_request")
+
+
+def test_a_4_mb_classes_field_is_refused_on_its_length_before_it_is_split(alice, sent, figure):
+    field = JobCreateSerializer().fields["classes"]
+    with pytest.raises(ValidationError) as refused:
+        field.to_internal_value("person," * 600_000)
+    assert refused.value.get_codes() == ["too_long"]  # not the list's own check, after splitting
+    started = time.process_time()
+    response = submit(alice, "semantic", classes="person," * 600_000)
+    spent = time.process_time() - started
+    assert_error(response, 400, "invalid_request")
+    assert "no more than 100 elements" in response.json()["error"]["message"]
+    figure(f"a {len('person,' * 600_000) / 1e6:.1f} MB classes field: 400 after {spent * 1000:.0f} ms of CPU")
 
 
 def test_the_default_model_is_the_heavy_one_while_a_worker_serves_it(alice, sent, served_models):

@@ -85,6 +85,16 @@ def test_another_user_or_no_token_never_gets_the_cached_job(alice, bob, anonymou
     assert anonymous.get(f"/api/v1/jobs/{job.pk}/").status_code == 401
 
 
+def test_a_user_whose_token_is_cached_still_never_gets_anothers_cached_job(alice, bob, job):
+    """Bob's own read puts his token in the cache: the entry's owner is then all that stands
+    between him and alice's cached job."""
+    cached(bob, Job.objects.get(pk=submit(bob).json()["id"]))
+    cached(alice, job)
+    response, queries = read(bob, job)
+    assert_error(response, 404, "not_found")
+    assert queries > 0, "answered from the cache"
+
+
 def test_a_deactivated_user_is_refused_at_once_and_reads_again_once_reactivated(alice, job):
     cached(alice, job)
     alice.user.is_active = False

@@ -1,5 +1,7 @@
 """One delivery attempt against real local HTTP servers: what is sent, how it is judged."""
 
+import socket
+
 import pytest
 
 from jobs.webhooks import transport
@@ -96,3 +98,25 @@ def test_the_request_goes_to_the_checked_address_not_a_second_lookup(
     settings.WEBHOOK_ALLOWED_HOSTS = ["hooks.test"]
     outcome = post(f"http://hooks.test:{hooks.port}/x")
     assert outcome.delivered and hooks.requests[0][1]["Host"] == f"hooks.test:{hooks.port}"
+
+
+def test_a_dns_answer_that_changes_after_the_check_reaches_nobody_else(
+    allow_local, receiver, monkeypatch, settings
+):
+    """DNS rebinding: the first answer (checked) is the receiver; every later one points at
+    another address, where a second receiver listens on the same port and must hear nothing."""
+    checked = receiver([200])
+    elsewhere = receiver([200], address="127.0.0.2", port=checked.port)
+    answers = iter(["127.0.0.1"])
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host == "hooks.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers, "127.0.0.2"), port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    settings.WEBHOOK_ALLOWED_HOSTS = ["hooks.test"]
+    outcome = post(f"http://hooks.test:{checked.port}/x")
+    assert outcome.delivered and len(checked.requests) == 1
+    assert elsewhere.requests == []

@@ -105,6 +105,10 @@ def _alive(pid):
         return False
 
 
-def announced(service):
-    ready = requests.get(f"{service.url}/readyz", timeout=5).json()
-    return sorted({w.split("@")[0] for m in ready["checks"]["models"].values() for w in m["workers"]})
+def announced(service, token):
+    """The workers announcing models, by process name: an API client's view (/readyz only
+    counts them)."""
+    models = requests.get(
+        f"{service.url}/api/v1/models/", headers={"Authorization": f"Token {token}"}, timeout=5
+    ).json()["models"]
+    return sorted({worker.split("@")[0] for model in models for worker in model["workers"]})

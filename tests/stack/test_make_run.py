@@ -17,12 +17,13 @@ JOBS = 30
 
 
 def test_make_run_with_three_workers_spreads_jobs_and_counts_them(stack, photo, figure):
+    stack.env["METRICS_TOKEN"] = "metrics-for-the-test"
     service = MakeRun(stack.env, stack.folder / "make-run.log", workers=3)
     stack.processes.append(service)
     service.start(timeout=180)  # until /readyz is 200 (tests/stack/test_readiness.py: before)
     # Ready means one warm worker per model; wait for all three before spreading jobs.
     deadline = time.monotonic() + 60
-    while (workers := announced(service)) != ["worker.1", "worker.2", "worker.3"]:
+    while (workers := announced(service, stack.tokens["alice"])) != ["worker.1", "worker.2", "worker.3"]:
         assert time.monotonic() < deadline, f"workers announced: {workers}"
         time.sleep(0.2)
 
@@ -34,7 +35,10 @@ def test_make_run_with_three_workers_spreads_jobs_and_counts_them(stack, photo, 
     assert sorted(per_worker) == ["worker.1", "worker.2", "worker.3"], per_worker
 
     model = jobs[job_ids[0]]["model"]
-    text = requests.get(f"{service.url}/metrics", timeout=5).text
+    metrics = requests.get(
+        f"{service.url}/metrics", headers={"Authorization": "Bearer metrics-for-the-test"}, timeout=5
+    )
+    text = metrics.text
     succeeded = re.search(rf'segment_jobs_finished_total{{model="{model}",status="succeeded"}} (\S+)', text)
     assert succeeded and float(succeeded.group(1)) == JOBS, text
     figure(
