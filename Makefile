@@ -47,9 +47,10 @@ test: venv
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest
 
+# The tests that start no process or server of their own (PostgreSQL and Redis as for make test).
 test-fast: venv
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/pytest -m "not e2e"
+	$(BIN)/pytest -m "not e2e and not faults and not store"
 
 # Benchmarks: private servers and processes of its own; writes bench/results.{md,json} and
 # the README's table. The load generator is wrk, from the distribution where this user may

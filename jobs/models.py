@@ -181,8 +181,8 @@ class Job(models.Model):
 
     def release(self, attempt):
         """running -> queued for the attempt that claimed it, uncounted: it stopped for a
-        reason outside the job (the file store was unreachable) and its message is sent again
-        at once, so the reaper need not."""
+        reason outside the job (the file store was unreachable). The task sends its message
+        again after a countdown, so enqueued_at is set: the reaper need not."""
         return self._transition(
             Q(status=self.Status.RUNNING, attempts=attempt),
             status=self.Status.QUEUED,

@@ -21,7 +21,7 @@ from tests.fixtures.seaweedfs import free_port
 from tests.jobs.helpers import submit
 from workers.pipeline import StoreUnavailable, run_job
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.store]
 
 
 def keys(client, bucket, prefix="jobs/"):
