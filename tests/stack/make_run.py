@@ -66,11 +66,7 @@ class MakeRun(ServiceProcess):
         """SIGKILL every process of the service at once, as a host losing power would; returns
         how many there were."""
         pids = self.tree()
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _signal(pids, signal.SIGKILL)
         self.process.wait(timeout=10)
         deadline = time.monotonic() + 10
         while (left := [pid for pid in pids if _alive(pid)]) and time.monotonic() < deadline:
@@ -83,17 +79,21 @@ class MakeRun(ServiceProcess):
         if not self.alive():
             return
         pids = self.tree()
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        _signal(pids, signal.SIGTERM)
         deadline = time.monotonic() + 30
         while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.2)
         if any(_alive(pid) for pid in pids):
             self.kill_everything()
         self.process.wait(timeout=10)
+
+
+def _signal(pids, signum):
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:  # gone already
+            pass
 
 
 def _alive(pid):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.stack.test_worker_kills import wait_for_a_running_job
+from tests.stack.test_worker_kills import kill_mid_job
 
 pytestmark = pytest.mark.faults
 
@@ -27,17 +27,8 @@ def test_jobs_on_rabbitmq_survive_a_worker_sigkill_mid_job(rabbit_stack, photo, 
     job_ids = [client.submit_until_accepted(photo)[0] for _ in range(JOBS)]
     while client.statuses(job_ids)["succeeded"] < JOBS // 3:
         time.sleep(0.3)
-    interrupted = None
-    for _ in range(6):  # a job takes ~0.15 s: kill until one is caught mid-job
-        job_id = wait_for_a_running_job(client)
-        worker.kill()
-        time.sleep(0.2)
-        if stack.job_row(job_id)[0] == "running":
-            interrupted = job_id
-            break
-        stack.restart(worker)
-    assert interrupted, "no kill landed mid-job"
-    stack.restart(worker)  # RabbitMQ redelivers the unacknowledged message to it
+    # Restarted, the worker gets the unacknowledged message again from RabbitMQ.
+    interrupted, _ = kill_mid_job(stack, worker, client, tries=6)
 
     deadline = time.monotonic() + 180
     while client.statuses(job_ids)["succeeded"] < JOBS and time.monotonic() < deadline:

@@ -21,6 +21,21 @@ def wait_for_a_running_job(client, timeout=60):
     raise AssertionError("no job was running")
 
 
+def kill_mid_job(stack, worker, client, tries):
+    """SIGKILL the worker (the main process and its pool child, no cleanup) and start it again
+    under its name, until a kill lands while a job runs: a job takes ~0.15 s, so the one seen
+    running may finish before the kill lands. Returns (the interrupted job, kills made)."""
+    for kills in range(1, tries + 1):
+        job_id = wait_for_a_running_job(client)
+        worker.kill()
+        time.sleep(0.2)  # a COMMIT the pool child sent just before dying still lands
+        landed = stack.job_row(job_id)[0] == "running"
+        stack.restart(worker)  # same name: it requeues the job it was running
+        if landed:
+            return job_id, kills
+    raise AssertionError(f"{tries} kills, none landed mid-job")
+
+
 def test_a_hundred_jobs_survive_three_sigkills_of_their_worker(stack, photo, figure):
     stack.start_web()
     # The reaper's safety net: a kill that lands after the worker took a message but before
@@ -38,17 +53,9 @@ def test_a_hundred_jobs_survive_three_sigkills_of_their_worker(stack, photo, fig
         # Spread the kills over the run: after roughly a quarter, a half, three quarters.
         while client.statuses(job_ids)["succeeded"] < JOBS * (kill + 1) // (KILLS + 1):
             time.sleep(0.5)
-        # A job takes ~0.15 s, so the one seen running may finish before the kill lands; only
-        # a job still `running` once its worker is dead was interrupted. Kill until one was.
-        while len(interrupted) <= kill:
-            assert kills < 4 * KILLS, f"{kills} kills, {len(interrupted)} landed mid-job"
-            job_id = wait_for_a_running_job(client)
-            worker.kill()  # the main process and its pool child, mid-job, no cleanup
-            kills += 1
-            time.sleep(0.2)  # a COMMIT the pool child sent just before dying still lands
-            if stack.job_row(job_id)[0] == "running":
-                interrupted.append(job_id)
-            stack.restart(worker)  # same name: it requeues the job it was running
+        job_id, made = kill_mid_job(stack, worker, client, tries=4 * KILLS - kills)
+        interrupted.append(job_id)
+        kills += made
 
     jobs = client.wait_all(job_ids, timeout=300)
     elapsed = time.monotonic() - started
