@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
+from tests import run_slot
 from tests.processes import REPO, WorkerProcess
 
 TERMINAL = {"succeeded", "failed", "canceled"}
@@ -48,7 +49,7 @@ def _test_database_url():
 @pytest.fixture(scope="session")
 def clean_broker():
     """Drop messages an earlier, interrupted run left in the test Redis database."""
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    run_slot.empty(redis.Redis.from_url(settings.CELERY_BROKER_URL))
 
 
 # Per module: a worker one module leaves running would otherwise serve the next one's jobs

@@ -62,9 +62,13 @@ def test_a_hundred_jobs_survive_three_sigkills_of_their_worker(stack, photo, fig
     statuses = {job_id: job["status"] for job_id, job in jobs.items()}
     assert list(statuses.values()).count("succeeded") == JOBS, statuses
 
-    # None twice: every job's result was recorded exactly once, over every life of the worker.
+    # None twice: no job's result was recorded more than once, over every life of the worker.
+    # A kill that lands between a job's COMMIT and its log line loses only the line, so a job
+    # may be missing from the log (the database says it succeeded), at most one per kill.
     successes = stack.successes()
-    assert set(successes) == set(job_ids) and set(successes.values()) == {1}, successes
+    assert set(successes) <= set(job_ids) and set(successes.values()) == {1}, successes
+    unlogged = set(job_ids) - set(successes)
+    assert len(unlogged) <= kills, unlogged
     retried = {job_id for job_id, job in jobs.items() if job["attempts"] > 1}
     assert set(interrupted) <= retried, "a job that was killed mid-run was not run again"
     resent = stack.reaped()["resent"]
