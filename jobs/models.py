@@ -95,6 +95,10 @@ class Job(models.Model):
 
     # The client's Idempotency-Key: a retried submit with the same key gets this job back.
     idempotency_key = models.CharField(max_length=255, blank=True)
+    # An anonymous compatible client's address (jobs/compat/auth.py), as the throttle reads
+    # it: their jobs share one user, so their queue cap counts per address. Empty for a
+    # client with a token.
+    client_address = models.CharField(max_length=64, blank=True)
 
     webhook_url = models.CharField(max_length=2000, blank=True)
     webhook_events = models.JSONField(default=list, blank=True, help_text="events sent to webhook_url")

@@ -187,6 +187,8 @@ JOB_RETENTION_DAYS = env_int("JOB_RETENTION_DAYS", 7, minimum=0)
 # Backpressure (jobs/backpressure.py): submits past these get 429 with Retry-After.
 MAX_QUEUED_JOBS_PER_USER = env_int("MAX_QUEUED_JOBS_PER_USER", 100, minimum=1)
 MAX_QUEUED_JOBS = env_int("MAX_QUEUED_JOBS", 5000, minimum=1)
+# Each anonymous compatible client's, by address (COMPAT_ALLOW_ANONYMOUS).
+MAX_QUEUED_JOBS_PER_ADDRESS = env_int("MAX_QUEUED_JOBS_PER_ADDRESS", 10, minimum=1)
 # Interpreter threads per worker process; 0 means the cores the process may use.
 INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0, minimum=0)
 # Lifetime of the signed file URLs in a job's result.

@@ -31,7 +31,7 @@ os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
 
 from segsite.settings import *  # noqa: E402,F403
 
-DATABASES["default"].setdefault("TEST", {})["NAME"] = f"test_segment_{SLOT}"
+DATABASES["default"].setdefault("TEST", {})["NAME"] = f"test_segment_{SLOT}"  # noqa: F405
 
 # Faster hashing for the users the fixtures create.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -15,16 +15,21 @@ from jobs.models import Job
 RETRY_AFTER_SECONDS = 30
 
 
-def check_capacity(user):
-    """Raise a 429 when this user, or the whole service, has too many jobs waiting."""
+def check_capacity(user, client_address=""):
+    """Raise a 429 when this user, or the whole service, has too many jobs waiting.
+
+    An anonymous compatible client (`client_address` given) is capped per address instead:
+    every such client runs as the one anonymous user, whose cap one of them would fill.
+    """
+    if client_address:
+        mine, cap = Q(owner=user, client_address=client_address), settings.MAX_QUEUED_JOBS_PER_ADDRESS
+    else:
+        mine, cap = Q(owner=user), settings.MAX_QUEUED_JOBS_PER_USER
     queued = Job.objects.filter(status=Job.Status.QUEUED).aggregate(  # both in one query
-        mine=Count("pk", filter=Q(owner=user)), everyone=Count("pk")
+        mine=Count("pk", filter=mine), everyone=Count("pk")
     )
-    if queued["mine"] >= settings.MAX_QUEUED_JOBS_PER_USER:
-        raise _too_many(
-            "too_many_queued_jobs",
-            f"You have {settings.MAX_QUEUED_JOBS_PER_USER} jobs waiting; submit more as they finish.",
-        )
+    if queued["mine"] >= cap:
+        raise _too_many("too_many_queued_jobs", f"You have {cap} jobs waiting; submit more as they finish.")
     if queued["everyone"] >= settings.MAX_QUEUED_JOBS:
         raise _too_many("queue_full", "The service has all the work it can queue; try again shortly.")
 

@@ -1,7 +1,7 @@
 """Submitting a job from a request, shared by the REST API and every compatible endpoint.
 
 Each endpoint parses its own protocol, resolves its model (jobs.lifecycle.resolver) and
-decodes the image (uploads.decode_upload); then all of them create, queue and wait here,
+decodes the image (uploads.inspect_upload); then all of them create, queue and wait here,
 so a job from `/model/predict` is the same job, with the same limits and errors, as one
 from `POST /api/v1/jobs/`.
 """
@@ -13,14 +13,14 @@ from jobs.lifecycle.waiting import wait_until_finished
 from jobs.models import Job
 
 
-def create(user, upload, decoded, spec, options, **job_fields):
+def create(user, upload, info, spec, options, **job_fields):
     """Store and queue the job; 503 `queue_unavailable` (nothing kept) when the broker is down.
 
     The caller has checked capacity (backpressure.check_capacity) before decoding, so a
     full queue costs no decode. Raises DuplicateSubmit for a raced Idempotency-Key.
     """
     try:
-        return create_job(user, upload, decoded, spec, options, **job_fields)
+        return create_job(user, upload, info, spec, options, **job_fields)
     except BrokerUnavailable:
         raise queue_unavailable() from None
 

@@ -8,7 +8,7 @@ address instead.
 import logging
 
 from redis.exceptions import RedisError
-from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+from rest_framework.throttling import AnonRateThrottle, BaseThrottle, UserRateThrottle
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,13 @@ class SlidingWindowCounter:
 
     def wait(self):
         return self.retry_after
+
+
+def anonymous_address(request):
+    """The client's address for a request running as the anonymous compatible user, else
+    "": REMOTE_ADDR, or the one TRUSTED_PROXIES (REST_FRAMEWORK's NUM_PROXIES) vouch for,
+    never a header the client wrote itself."""
+    return BaseThrottle().get_ident(request) if request.auth == ANONYMOUS else ""
 
 
 class TokenRateThrottle(SlidingWindowCounter, UserRateThrottle):

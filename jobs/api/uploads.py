@@ -1,4 +1,4 @@
-"""Checks every way of uploading an image shares: size before parsing, then a full decode.
+"""Checks every way of uploading an image shares: size before parsing, then the image's header.
 
 The REST API, the MAX-compatible and the PixelLib-compatible endpoints all refuse the same
 images with the same codes, before anything is stored.
@@ -7,7 +7,7 @@ images with the same codes, before anything is stored.
 from django.conf import settings
 from rest_framework import serializers, status
 
-from core.imageio import ImageError, decode_image
+from core.imageio import ImageError, inspect_image
 from jobs.api.errors import APIError
 from jobs.webhooks.addresses import WebhookURLError, check_syntax
 
@@ -46,12 +46,13 @@ def too_large(size):
     )
 
 
-def decode_upload(upload):
-    """The decoded image of an uploaded file, or the APIError that refuses it."""
+def inspect_upload(upload):
+    """The ImageInfo (format, displayed size) of an uploaded file, or the APIError that
+    refuses it. Its pixels are decoded in full only by the worker (core/imageio.py)."""
     if upload.size > settings.MAX_UPLOAD_BYTES:
         raise too_large(upload.size)
     try:
-        return decode_image(upload, settings.MAX_IMAGE_PIXELS)
+        return inspect_image(upload, settings.MAX_IMAGE_PIXELS)
     except ImageError as exc:
         raise APIError(exc.code, exc.message, exc.status) from None
 

@@ -27,7 +27,7 @@ from jobs.api.openapi import (
     errors,
 )
 from jobs.api.serializers import AccountSerializer, JobCreateSerializer, JobSerializer
-from jobs.api.uploads import check_content_length, decode_upload
+from jobs.api.uploads import check_content_length, inspect_upload
 from jobs.lifecycle import services
 from jobs.lifecycle.resolver import catalog, default_models
 from jobs.lifecycle.services import EXTENSIONS, DuplicateSubmit, delete_job
@@ -101,10 +101,10 @@ class JobViewSet(
 
         # 2. Decode now, so a bad image is the client's 4xx, not a failed job later.
         upload = serializer.validated_data.get("image")
-        decoded = decode_upload(upload) if upload else None
+        info = inspect_upload(upload) if upload else None
         files = {}
         if background := serializer.validated_data.get("background_image"):
-            files["background" + EXTENSIONS[decode_upload(background).format]] = background
+            files["background" + EXTENSIONS[inspect_upload(background).format]] = background
 
         # 3. Store and queue, unless this is a retry of a submit that went through.
         if earlier is not None:
@@ -115,7 +115,7 @@ class JobViewSet(
             job = submission.create(
                 request.user,
                 upload,
-                decoded,
+                info,
                 data["spec"],
                 serializer.job_options(background_image=next(iter(files), None)),
                 webhook_url=webhook_url,

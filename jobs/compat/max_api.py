@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from core.specs import SEMANTIC
 from jobs.api.errors import exception_handler
 from jobs.api.openapi import SYNC_ERRORS, MAXError, errors
-from jobs.api.uploads import check_content_length, decode_upload
+from jobs.api.uploads import check_content_length, inspect_upload
 from jobs.compat.auth import AUTHENTICATION_CLASSES
 from jobs.compat.sync import read_output, run_to_completion
 from jobs.lifecycle.resolver import ModelRefused, resolve
@@ -119,8 +119,8 @@ class PredictView(MAXView):
         form.is_valid(raise_exception=True)
         spec = resolve_model(form.validated_data.get("model"))
         upload = form.validated_data["image"]
-        decoded = decode_upload(upload)
-        job = run_to_completion(request, upload, decoded, spec)
+        info = inspect_upload(upload)
+        job = run_to_completion(request, upload, info, spec)
         mask = Image.open(io.BytesIO(read_output(job, "mask")))
         size = max_size(*mask.size)
         seg_map = np.asarray(mask.resize(size, Image.NEAREST)).tolist()

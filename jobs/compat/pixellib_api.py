@@ -21,7 +21,7 @@ from core.specs import INSTANCE, SEMANTIC
 from jobs.api.errors import APIError
 from jobs.api.openapi import SYNC_ERRORS, errors
 from jobs.api.parsers import JSONParser
-from jobs.api.uploads import body_limit, check_content_length, decode_upload
+from jobs.api.uploads import body_limit, check_content_length, inspect_upload
 from jobs.compat.auth import AUTHENTICATION_CLASSES
 from jobs.compat.sync import read_output, run_to_completion
 from jobs.lifecycle.resolver import resolve
@@ -83,10 +83,10 @@ class _SegmentView(APIView):
         form.is_valid(raise_exception=True)
         spec = resolve(self.task, form.validated_data.get("model"))
         upload = SimpleUploadedFile("upload", decode_base64(form.validated_data["image"]))
-        decoded = decode_upload(upload)
-        job = run_to_completion(request, upload, decoded, spec)
+        info = inspect_upload(upload)
+        job = run_to_completion(request, upload, info, spec)
         overlay = read_output(job, "overlay")
-        return Response({"output_image": encode_like(overlay, decoded.format)}, status=status.HTTP_200_OK)
+        return Response({"output_image": encode_like(overlay, info.format)}, status=status.HTTP_200_OK)
 
 
 class SemanticView(_SegmentView):

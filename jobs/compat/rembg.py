@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from core.colours import parse_colour
 from core.specs import CUTOUT, MATTE
 from jobs.api.errors import exception_handler
-from jobs.api.uploads import check_content_length, decode_upload, image_url_validator
+from jobs.api.uploads import check_content_length, image_url_validator, inspect_upload
 from jobs.api.views import AnyAccept
 from jobs.compat.auth import AUTHENTICATION_CLASSES
 from jobs.compat.removebg import INPUT_FAILURES, over_colour
@@ -259,8 +259,8 @@ class RembgView(APIView):
             options = cutout_options(spec, foreground=foreground)
         except CutoutOptionError as exc:
             raise exceptions.ValidationError({"model": [exc.message]}) from None
-        decoded = decode_upload(upload) if upload is not None else None
-        job = run_to_completion(request, upload, decoded, spec, options, task=CUTOUT, **image_url)
+        info = inspect_upload(upload) if upload is not None else None
+        job = run_to_completion(request, upload, info, spec, options, task=CUTOUT, **image_url)
         if data["om"]:
             content = read_output(job, "matte")
         elif "bgc" in data:

@@ -33,8 +33,8 @@ from jobs.api.uploads import (
     MULTIPART_OVERHEAD,
     body_limit,
     check_content_length,
-    decode_upload,
     image_url_validator,
+    inspect_upload,
 )
 from jobs.api.views import AnyAccept
 from jobs.compat.auth import CompatAnonymousAuthentication
@@ -352,19 +352,19 @@ class RemoveBgView(APIView):
         spec = resolve(CUTOUT, None)
         plan = Plan(spec, data)
         plan.options("background")  # every parameter checked before anything is decoded
-        upload, decoded, image_url = _image(data)
+        upload, info, image_url = _image(data)
         files = {}
         if plan.background == "bg_image_file":
             background = data["bg_image_file"]
-            files["background" + EXTENSIONS[decode_upload(background).format]] = background
+            files["background" + EXTENSIONS[inspect_upload(background).format]] = background
         options = plan.options(next(iter(files), None))
         fields = {"task": CUTOUT, "files": files, **({"image_url": image_url} if image_url else {})}
-        job = run_to_completion(request, upload, decoded, spec, options, **fields)
+        job = run_to_completion(request, upload, info, spec, options, **fields)
         return plan.answer(request, job)
 
 
 def _image(data):
-    """(upload, decoded, image_url) of the one image source the request gave."""
+    """(upload, info, image_url) of the one image source the request gave."""
     given = [name for name in ("image_file", "image_file_b64", "image_url") if name in data]
     if not given:
         raise parameter_error("image_file", "no image given: send image_file, image_file_b64 or image_url")
@@ -376,7 +376,7 @@ def _image(data):
         upload = data["image_file"]
     else:
         upload = SimpleUploadedFile("image_file_b64", decode_base64(data["image_file_b64"]))
-    return upload, decode_upload(upload), None
+    return upload, inspect_upload(upload), None
 
 
 class Plan:

@@ -5,10 +5,12 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from rest_framework import status
 
+from core.imageio import STATUS_BY_CODE
 from jobs.api import submission
 from jobs.api.backpressure import check_capacity
 from jobs.api.errors import APIError, job_deleted
 from jobs.api.links import absolute_url
+from jobs.api.throttling import anonymous_address
 from jobs.lifecycle.storage import job_file_path
 from jobs.lifecycle.waiting import waiting_slot
 from jobs.models import Job
@@ -34,7 +36,7 @@ def job_url(request, job):
     return absolute_url(request, reverse("job-detail", kwargs={"pk": job.id}))
 
 
-def run_to_completion(request, upload, decoded, spec, options=None, **job_fields):
+def run_to_completion(request, upload, info, spec, options=None, **job_fields):
     """Queue a job as the API does and wait for it; return it succeeded, or raise.
 
     `job_fields` go to services.create_job: `task` (cutout), `files`, `image_url`.
@@ -47,17 +49,23 @@ def run_to_completion(request, upload, decoded, spec, options=None, **job_fields
                 status.HTTP_503_SERVICE_UNAVAILABLE,
                 headers={"Retry-After": "5"},
             )
-        check_capacity(request.user)
-        job = submission.create(request.user, upload, decoded, spec, options or {}, **job_fields)
+        address = anonymous_address(request)
+        check_capacity(request.user, address)
+        job = submission.create(
+            request.user, upload, info, spec, options or {}, client_address=address, **job_fields
+        )
         job = submission.wait_for(job, settings.COMPAT_TIMEOUT)
     if job.status == Job.Status.SUCCEEDED:
         return job
     if job.status in Job.ACTIVE:
         raise NotFinished(request, job)
+    if job.status == Job.Status.CANCELED:
+        code = status.HTTP_409_CONFLICT
+    else:
+        # An image only the worker could tell was broken is still the client's fault.
+        code = STATUS_BY_CODE.get(job.error_code, status.HTTP_502_BAD_GATEWAY)
     error = APIError(
-        job.error_code or "canceled",
-        job.error_message or "The job was canceled before it finished.",
-        status.HTTP_409_CONFLICT if job.status == Job.Status.CANCELED else status.HTTP_502_BAD_GATEWAY,
+        job.error_code or "canceled", job.error_message or "The job was canceled before it finished.", code
     )
     error.extra = {"job_id": str(job.id), "job_url": job_url(request, job)}
     raise error

@@ -39,7 +39,7 @@ class DuplicateSubmit(Exception):
 def create_job(
     owner,
     upload,
-    decoded,
+    info,
     spec,
     options,
     webhook_url="",
@@ -48,13 +48,14 @@ def create_job(
     task=None,
     files=None,
     image_url="",
+    client_address="",
 ):
     """Store the upload, commit the row, then queue the job.
 
     `spec` is the model's, as the resolver answered it; `task` the job's when it is not the
     model's own (a cutout); `files` more uploads to keep beside the input, by file name
     (a cutout's background image). With `image_url` instead of an upload (`upload` and
-    `decoded` None), the worker fetches the photo (workers/fetching.py). Called outside any transaction (the API runs in autocommit): the worker must find the
+    `info` None), the worker fetches the photo (workers/fetching.py). Called outside any transaction (the API runs in autocommit): the worker must find the
     committed row when the message arrives. Enqueueing explicitly after the commit, rather
     than in an on_commit hook, lets a broker failure reach the caller as BrokerUnavailable.
     The caller looks the idempotency key up first (job_with_key); two retries racing past
@@ -68,15 +69,16 @@ def create_job(
         options=options,
         input_name=Path(upload.name or "" if upload else urlsplit(image_url).path).name[:255],
         input_url=image_url,
-        input_width=decoded.width if decoded else None,
-        input_height=decoded.height if decoded else None,
+        input_width=info.width if info else None,
+        input_height=info.height if info else None,
         webhook_url=webhook_url,
         webhook_events=list(webhook_events),
         idempotency_key=idempotency_key,
+        client_address=client_address,
     )
     if upload is not None:
         upload.seek(0)
-        job.input.save("input" + EXTENSIONS[decoded.format], upload, save=False)
+        job.input.save("input" + EXTENSIONS[info.format], upload, save=False)
     for name, extra in (files or {}).items():
         extra.seek(0)
         default_storage.save(job_file_path(job, name), extra)

@@ -46,6 +46,36 @@ def test_the_compatible_endpoints_are_limited_too_in_their_own_shape(alice, sent
     assert response.json()["status"] == "error" and response["Retry-After"] == "30"
 
 
+def test_anonymous_clients_have_a_queue_cap_each_by_address(anonymous, sent, settings):
+    settings.COMPAT_ALLOW_ANONYMOUS = True
+    settings.COMPAT_TIMEOUT = 0  # 202 at once: the jobs stay queued
+    settings.MAX_QUEUED_JOBS_PER_ADDRESS = 2
+    settings.MAX_QUEUED_JOBS_PER_USER = 100
+
+    def predict(address, forwarded=None):
+        extra = {"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {}
+        return anonymous.post(
+            "/model/predict", {"image": upload()}, format="multipart", REMOTE_ADDR=address, **extra
+        )
+
+    assert [predict("198.51.100.1").status_code for _ in range(2)] == [202, 202]
+    refused = predict("198.51.100.1")
+    assert refused.status_code == 429 and refused.json()["code"] == "too_many_queued_jobs"
+    # No trusted proxy: a made-up X-Forwarded-For is not another client.
+    assert predict("198.51.100.1", forwarded="203.0.113.9").status_code == 429
+    # Another phone is not held up by the first one's jobs, though both are `compat-anonymous`.
+    assert predict("198.51.100.2").status_code == 202
+    assert sorted(Job.objects.values_list("client_address", flat=True)) == ["198.51.100.1"] * 2 + [
+        "198.51.100.2"
+    ]
+
+
+def test_jobs_from_a_token_record_no_client_address(alice, sent):
+    submit(alice)
+    alice.post("/model/predict", {"image": upload()}, format="multipart")
+    assert set(Job.objects.values_list("client_address", flat=True)) == {""}
+
+
 def test_request_rates_are_throttled_per_user_and_per_address(alice, anonymous, monkeypatch, settings):
     settings.COMPAT_ALLOW_ANONYMOUS = True  # token-less requests elsewhere stop at 401 first
     monkeypatch.setattr(TokenRateThrottle, "rate", "3/min", raising=False)

@@ -33,10 +33,10 @@ class Stack:
         self.processes.append(process)
         return process.start(timeout=timeout)
 
-    def start_web(self):
+    def start_web(self, **options):
         port = free_port()
         self.env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
-        self.web = self._started(WebProcess(self.folder / "web.log", self.env, port))
+        self.web = self._started(WebProcess(self.folder / "web.log", self.env, port, **options))
         return self.web
 
     def start_worker(self, name="worker", **options):

@@ -2,9 +2,12 @@ import io
 
 import numpy as np
 import pytest
+from PIL import Image, ImageOps
 
-from core.imageio import ImageError, decode_image
+from core.imageio import ImageError, ImageInfo, decode_image, inspect_image
+from tests.conftest import gradient, image_bytes
 from tests.odd_images import cases
+from tests.security.mutations import png
 
 LIMIT = 40_000_000
 
@@ -32,8 +35,6 @@ def test_it_applies_exif_orientation_to_the_pixels():
 
 def test_it_composites_transparency_on_white():
     transparent = np.zeros((8, 8, 4), dtype=np.uint8)  # black, fully transparent
-    from tests.conftest import image_bytes
-
     rgb = decode_image(io.BytesIO(image_bytes(transparent)), LIMIT).rgb
     assert (rgb == 255).all()
 
@@ -51,3 +52,97 @@ def test_pixel_limit_is_enforced_before_decoding():
     with pytest.raises(ImageError) as raised:
         decode_image(io.BytesIO(big.data), 64 * 48 - 1)
     assert raised.value.code == "image_too_large"
+
+
+# --- inspect_image: what the web process does with an upload --------------------------------
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """The (width, height) of every image Pillow decodes: how much the check looked at."""
+    from PIL import ImageFile
+
+    seen = []
+    load = ImageFile.ImageFile.load
+
+    def spy(image):
+        seen.append(image.size)
+        return load(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    return seen
+
+
+@pytest.mark.parametrize("case", [c for c in cases() if c.expect == "ok"], ids=lambda c: c.name)
+def test_inspect_reports_the_displayed_size_and_format_of_each_good_upload(case):
+    info = inspect_image(io.BytesIO(case.data), LIMIT)
+    decoded = decode_image(io.BytesIO(case.data), LIMIT)
+    assert (info.width, info.height) == case.size
+    assert info == ImageInfo(decoded.format, decoded.width, decoded.height)
+
+
+@pytest.mark.parametrize("case", [c for c in cases() if c.expect != "ok"], ids=lambda c: c.name)
+def test_inspect_refuses_each_small_bad_upload_as_the_decoder_does(case):
+    with pytest.raises(ImageError) as raised:
+        inspect_image(io.BytesIO(case.data), LIMIT)
+    assert raised.value.status == case.expect
+
+
+@pytest.mark.parametrize("colour_type, depth", [(6, 8), (0, 16)], ids=["RGBA", "16-bit grey"])
+def test_a_40_mp_png_is_checked_from_its_header_and_checksums_without_decoding(loads, colour_type, depth):
+    data = png(8000, 5000, colour_type, depth)
+    assert inspect_image(io.BytesIO(data), LIMIT) == ImageInfo("PNG", 8000, 5000)
+    assert loads == []
+    # Cut short, its chunks no longer reach IEND: refused all the same.
+    with pytest.raises(ImageError):
+        inspect_image(io.BytesIO(data[: len(data) - 20]), LIMIT)
+
+
+def test_a_large_baseline_jpeg_is_checked_through_an_eighth_scale_decode(loads):
+    data = image_bytes(gradient(4000, 3000), "JPEG")
+    assert inspect_image(io.BytesIO(data), LIMIT) == ImageInfo("JPEG", 4000, 3000)
+    assert loads == [(500, 375)]
+    with pytest.raises(ImageError):  # every block is still read: truncation shows
+        inspect_image(io.BytesIO(data[: len(data) // 2]), LIMIT)
+
+
+def test_a_large_progressive_jpeg_is_left_to_the_worker(loads):
+    # Progressive: the decoder would hold every coefficient of the image, whatever the scale.
+    data = image_bytes(gradient(4000, 3000), "JPEG", progressive=True)
+    assert inspect_image(io.BytesIO(data), LIMIT) == ImageInfo("JPEG", 4000, 3000)
+    assert loads == []
+
+
+def test_a_small_upload_is_decoded_in_full_to_check_it(loads):
+    data = image_bytes(gradient(2000, 2000), "WEBP")
+    assert inspect_image(io.BytesIO(data), LIMIT) == ImageInfo("WEBP", 2000, 2000)
+    assert loads == [(2000, 2000)]
+
+
+@pytest.mark.parametrize("orientation, size", [(1, (64, 48)), (3, (64, 48)), (6, (48, 64)), (8, (48, 64))])
+def test_inspect_reads_the_exif_orientation_without_decoding_a_png(loads, orientation, size):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = image_bytes(Image.fromarray(gradient(64, 48)), "PNG", exif=exif)
+    assert inspect_image(io.BytesIO(data), LIMIT, decode_pixels=0) == ImageInfo("PNG", *size)
+    assert loads == []
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_the_decoder_turns_the_pixels_as_pillow_would(orientation):
+    array = (np.random.default_rng(orientation).random((30, 50, 3)) * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = image_bytes(Image.fromarray(array), "PNG", exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    assert np.array_equal(decode_image(io.BytesIO(data), LIMIT).rgb, expected)
+
+
+def test_the_decoder_converts_a_large_image_tile_by_tile_to_the_same_pixels():
+    # More than one tile, in both directions: rows of tiles, and a row split in parts.
+    for width, height in ((1500, 1200), (3_000_000, 1)):
+        array = np.random.default_rng(width).integers(0, 256, (height, width, 4), dtype=np.uint8)
+        data = image_bytes(array)
+        expected = Image.alpha_composite(Image.new("RGBA", (width, height), "white"), Image.fromarray(array))
+        got = decode_image(io.BytesIO(data), LIMIT).rgb
+        assert np.abs(got.astype(int) - np.asarray(expected.convert("RGB"), dtype=int)).max() <= 1
