@@ -39,7 +39,11 @@ def decodable_mutants(count, seed):
     rng = random.Random(seed)
     keys = sorted(seeds())
     found = []
-    while len(found) < count:
+    # Bounded: were the decoder to refuse (nearly) every mutant, this would draw for ever.
+    # The draws are seeded, so the bound is the same on every machine; today it takes about
+    # three draws a mutant.
+    draws = 100 * count
+    for _ in range(draws):
         key, mutation = rng.choice(keys), rng.choice(MUTATIONS)
         data = mutate(key, mutation, rng, rng.randint(1, 2))
         try:
@@ -48,7 +52,9 @@ def decodable_mutants(count, seed):
             continue
         if decoded.rgb.std() > 0:  # a flat image is valid but tells the models nothing new
             found.append((f"{key[0]} {key[1]} {mutation.__name__}", f"m{len(found)}.{key[0].lower()}", data))
-    return found
+            if len(found) == count:
+                return found
+    raise AssertionError(f"only {len(found)} of {count} mutants decoded in {draws} draws")
 
 
 def odd_uploads():
@@ -108,8 +114,11 @@ def raw_request(url, head, body=b"", half_close=True):
         if half_close:
             connection.shutdown(socket.SHUT_WR)  # the body ends here, whatever was promised
         answer = b""
+        # The socket timeout bounds each read, not the whole answer: a server trickling it
+        # would hold this loop for ever without a deadline of its own.
+        deadline = time.monotonic() + 60
         try:
-            while chunk := connection.recv(65536):
+            while time.monotonic() < deadline and (chunk := connection.recv(65536)):
                 answer += chunk
         except (TimeoutError, ConnectionResetError):
             pass

@@ -22,12 +22,15 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def wait_until(check, timeout, what):
+def wait_until(check, timeout, what, interval=0.1):
+    """check()'s first true answer, asked every `interval` seconds; AssertionError(what)
+    after `timeout` seconds: a service that never gets there fails the test, never hangs it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
+        answer = check()
+        if answer:
+            return answer
+        time.sleep(interval)
     raise AssertionError(f"{what} after {timeout}s")
 
 

@@ -166,3 +166,12 @@ class ApiClient:
     def statuses(self, job_ids):
         jobs = self.jobs()
         return collections.Counter(jobs[job_id]["status"] for job_id in job_ids)
+
+    def wait_succeeded(self, job_ids, count, timeout=180, interval=0.5):
+        """The statuses of these jobs once `count` of them have succeeded; AssertionError,
+        with the statuses, after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while (statuses := self.statuses(job_ids))["succeeded"] < count:
+            assert time.monotonic() < deadline, f"not {count} succeeded in {timeout}s: {statuses}"
+            time.sleep(interval)
+        return statuses

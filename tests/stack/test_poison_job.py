@@ -20,14 +20,17 @@ class PoisonEffect(threading.Thread):
     kernel's OOM killer would end it). The worker's main process lives on and forks a new
     pool process; Celery hands the message back to the broker."""
 
-    def __init__(self, stack, worker, job_id):
+    def __init__(self, stack, worker, job_id, timeout=300):
         super().__init__(daemon=True)
         self.stack, self.worker, self.job_id = stack, worker, job_id
         self.kills = []
         self.done = threading.Event()
+        # Where the test fails before setting `done`, the thread still ends: it must not go
+        # on killing pool processes under whatever runs next.
+        self.deadline = time.monotonic() + timeout
 
     def run(self):
-        while not self.done.is_set():
+        while not self.done.is_set() and time.monotonic() < self.deadline:
             status, attempts, _, _ = self.stack.job_row(self.job_id)
             if status == "running" and attempts not in self.kills:
                 for child in self.worker.children():
@@ -50,8 +53,10 @@ def test_a_job_that_kills_its_worker_every_time_ends_failed_and_others_flow(stac
     after = [client.submit_until_accepted(photo)[0] for _ in range(OTHERS - OTHERS // 2)]
 
     started = time.monotonic()
-    jobs = client.wait_all([poison, *before, *after], timeout=240)
-    effect.done.set()
+    try:
+        jobs = client.wait_all([poison, *before, *after], timeout=240)
+    finally:
+        effect.done.set()
     ended = jobs.pop(poison)
     assert (ended["status"], ended["error"]["code"], ended["attempts"]) == ("failed", "worker_lost", 3), ended
     assert effect.kills == [1, 2, 3]

@@ -25,8 +25,7 @@ def test_jobs_on_rabbitmq_survive_a_worker_sigkill_mid_job(rabbit_stack, photo, 
     client = stack.client(stack.tokens["alice"])
 
     job_ids = [client.submit_until_accepted(photo)[0] for _ in range(JOBS)]
-    while client.statuses(job_ids)["succeeded"] < JOBS // 3:
-        time.sleep(0.3)
+    client.wait_succeeded(job_ids, JOBS // 3, timeout=180, interval=0.3)
     # Restarted, the worker gets the unacknowledged message again from RabbitMQ.
     interrupted, _ = kill_mid_job(stack, worker, client, tries=6)
 

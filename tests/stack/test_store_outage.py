@@ -44,8 +44,7 @@ def test_fifty_jobs_through_a_30_s_store_outage_all_succeed(stack, store, photo,
         return response
 
     before = [client.submit_until_accepted(photo)[0] for _ in range(15)]
-    while client.statuses(before)["succeeded"] < 3:
-        time.sleep(0.2)
+    client.wait_succeeded(before, 3, timeout=120, interval=0.2)
     finished = client.job(before[0])
 
     store.stop()  # SIGTERM: SeaweedFS takes a few seconds to go

@@ -51,8 +51,7 @@ def test_a_hundred_jobs_survive_three_sigkills_of_their_worker(stack, photo, fig
     interrupted, kills = [], 0
     for kill in range(KILLS):
         # Spread the kills over the run: after roughly a quarter, a half, three quarters.
-        while client.statuses(job_ids)["succeeded"] < JOBS * (kill + 1) // (KILLS + 1):
-            time.sleep(0.5)
+        client.wait_succeeded(job_ids, JOBS * (kill + 1) // (KILLS + 1), timeout=180)
         job_id, made = kill_mid_job(stack, worker, client, tries=4 * KILLS - kills)
         interrupted.append(job_id)
         kills += made

@@ -6,6 +6,7 @@ from PIL import Image
 
 from tests.conftest import eval_photo
 from workers import fitting
+from workers.results import MIN_SCORE
 
 
 def rgb_of(relative):
@@ -54,11 +55,48 @@ def test_yolo_respects_threshold_and_classes(engines):
     assert all(i.score >= 0.9 for i in engine.infer(rgb, {"score_threshold": 0.9}).instances)
 
 
-@pytest.mark.parametrize("name", ["deeplabv3_mnv2_pascal", "yolov8n_seg_coco"])
-def test_engines_take_tiny_and_extreme_aspect_images(engines, name):
-    engine = engines.get_model(name)
-    for shape in [(1, 1, 3), (2, 2000, 3), (900, 3, 3)]:
-        engine.infer(np.full(shape, 90, dtype=np.uint8), {})
+TINY_AND_EXTREME = pytest.mark.parametrize(
+    "shape", [(1, 1, 3), (2, 2000, 3), (900, 3, 3)], ids=["1x1", "2x2000-tiled", "900x3-tall"]
+)
+
+
+@TINY_AND_EXTREME
+def test_the_semantic_engine_maps_a_tiny_or_extreme_image_back_to_its_own_size(engines, shape):
+    class_map = engines.get_model("deeplabv3_mnv2_pascal").infer(np.full(shape, 90, np.uint8), {}).class_map
+    assert class_map.shape == shape[:2] and class_map.dtype == np.uint8
+    assert (class_map == 0).all()  # a flat grey image holds nothing but background
+
+
+@TINY_AND_EXTREME
+def test_the_instance_engine_finds_nothing_in_a_tiny_or_extreme_flat_image(engines, shape):
+    # At the lowest threshold a job can ask for, so that a weak candidate would show too.
+    image = np.full(shape, 90, np.uint8)
+    assert engines.get_model("yolov8n_seg_coco").infer(image, {"score_threshold": MIN_SCORE}).instances == []
+
+
+@pytest.mark.parametrize(
+    "photo, crop, class_id",
+    [
+        # The cat's lower half, 3:1: its box reaches above the photo's top edge.
+        ("photos/chelsea.jpg", np.s_[150:], 15),  # COCO_80[15] == "cat"
+        # The astronaut's left third, 1:3: his box reaches below the bottom edge.
+        ("photos/astronaut.jpg", np.s_[:, :170], 0),  # COCO_80[0] == "person"
+    ],
+    ids=["wide", "tall"],
+)
+def test_the_instance_engine_keeps_every_box_and_mask_of_a_long_photo_inside_it(
+    engines, photo, crop, class_id
+):
+    # Letterboxed into a strip of the input, the network's boxes spill into the padding;
+    # mapped back, each must lie inside the photo with its mask the box's size.
+    rgb = np.ascontiguousarray(rgb_of(photo)[crop])
+    height, width = rgb.shape[:2]
+    instances = engines.get_model("yolov8n_seg_coco").infer(rgb, {"score_threshold": MIN_SCORE}).instances
+    assert instances and instances[0].class_id == class_id
+    for instance in instances:
+        x0, y0, x1, y1 = instance.box
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height, instance.box
+        assert instance.mask.shape == (y1 - y0, x1 - x0)
 
 
 @pytest.mark.parametrize("name", ["stc.jpg", "stc.png"])
