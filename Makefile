@@ -66,7 +66,7 @@ bench-tools:
 # Each of the WORKERS light workers gets its share of the cores as interpreter threads.
 # PROXY=nginx puts the production front before the web process (deploy/nginx): nginx listens
 # on HOST:PORT, gunicorn on 127.0.0.1:PORT+1 behind it and trusts it as one proxy.
-PROCESSES = web worker io beat
+PROCESSES = web worker io housekeeping beat
 run: venv .secret_key migrate $(if $(PROXY),proxy-tools)
 	$(WITH_SECRET) VENV=$(VENV) PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} \
 		INFERENCE_THREADS=$${INFERENCE_THREADS:-$$(( ($$(nproc) + $(WORKERS) - 1) / $(WORKERS) ))} \

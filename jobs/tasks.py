@@ -1,5 +1,6 @@
-"""Celery tasks of the jobs app, on the io worker's `webhooks` queue only: webhook
-deliveries and housekeeping (never on a model worker)."""
+"""Celery tasks of the jobs app, never on a model worker: webhook deliveries on the io
+worker's `webhooks` queue, and what beat schedules (the reaper, retention, the webhook
+sweep) on the housekeeping worker's `housekeeping` queue (settings.CELERY_BEAT_SCHEDULE)."""
 
 from datetime import timedelta
 

@@ -58,7 +58,7 @@ def env_list(name, default=()):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def env_int_list(name, default, minimum=None):
+def env_int_list(name, default, minimum=None, maximum=None):
     """Comma-separated integers, e.g. WEBHOOK_RETRY_DELAYS=5,300,1800."""
     items = env_list(name, [])
     if not items:
@@ -71,7 +71,26 @@ def env_int_list(name, default, minimum=None):
             raise ImproperlyConfigured(f"{name}: {item!r} is not an integer") from None
         if minimum is not None and numbers[-1] < minimum:
             raise ImproperlyConfigured(f"{name}: {numbers[-1]} is below its minimum {minimum}")
+        if maximum is not None and numbers[-1] > maximum:
+            raise ImproperlyConfigured(f"{name}: {numbers[-1]} is above its maximum {maximum}")
     return numbers
+
+
+def env_host_port_list(name):
+    """Comma-separated `host:port` entries (`[::1]:9000` for IPv6), lowercased, e.g.
+    WEBHOOK_ALLOWED_HOSTS=127.0.0.1:9000. A bare host is refused: an entry that meant every
+    port of a host would open its database and admin ports too."""
+    entries = []
+    for item in env_list(name, []):
+        host, _, port = item.rpartition(":")
+        if host.startswith("[") != host.endswith("]") or (":" in host and not host.startswith("[")):
+            host = ""  # an IPv6 address without brackets: which colon starts the port?
+        if not host.strip("[]") or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not host:port (one port per entry, e.g. 127.0.0.1:9000 or [::1]:9000)"
+            )
+        entries.append(f"{host.lower()}:{int(port)}")
+    return entries
 
 
 def env_path(name, default):

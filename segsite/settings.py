@@ -10,7 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from segsite.env import env_bool, env_int, env_int_list, env_list, env_path, env_str
+from segsite.env import env_bool, env_host_port_list, env_int, env_int_list, env_list, env_path, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -236,9 +236,20 @@ if MAX_IMAGE_SIZE > 1024:
     raise ImproperlyConfigured(f"MAX_IMAGE_SIZE={MAX_IMAGE_SIZE} is above its maximum 1024")
 
 # --- Webhooks -----------------------------------------------------------------------------
-# Hosts a webhook may go to even though they resolve to a loopback, private, link-local or
-# reserved address (a local receiver in development and tests). Exact host names or IPs.
-WEBHOOK_ALLOWED_HOSTS = [host.lower() for host in env_list("WEBHOOK_ALLOWED_HOSTS", [])]
+# Ports a webhook URL may name (jobs/webhooks/addresses.py): a public host's other ports are
+# its SSH, database and admin, never a receiver's.
+WEBHOOK_ALLOWED_PORTS = env_int_list("WEBHOOK_ALLOWED_PORTS", [80, 443], minimum=1, maximum=65535)
+# Exemptions, `host:port` each (a local receiver in development and tests): that port of that
+# host is exempt from the port rule and may resolve to a loopback, private, link-local or
+# reserved address. Exact host names or IPs; an entry exempts only its own port.
+WEBHOOK_ALLOWED_HOSTS = env_host_port_list("WEBHOOK_ALLOWED_HOSTS")
+# Seconds a DNS lookup of a webhook or image URL may take (at submit it holds a web thread):
+# past it the URL is refused at submit, and a delivery is retried later.
+WEBHOOK_DNS_TIMEOUT = env_int("WEBHOOK_DNS_TIMEOUT", 2, minimum=1)
+# Attempts of one user's deliveries under way at once (jobs/webhooks/outbox.py): the rest wait
+# behind them, never everyone's, so that one user's receiver that never answers holds this
+# many of the io worker's IO_THREADS, not all of them. Keep it well below IO_THREADS.
+WEBHOOK_CONCURRENCY_PER_USER = env_int("WEBHOOK_CONCURRENCY_PER_USER", 2, minimum=1)
 
 # Image URLs (`image_url`, remove.bg's and rembg's URL inputs), fetched by the worker under
 # the webhooks' address rules (workers/fetching.py): public addresses only, unless listed here.
@@ -281,25 +292,28 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Task events, which Flower shows (docker-compose.yml): each task's sending, start and end.
 CELERY_WORKER_SEND_TASK_EVENTS = CELERY_TASK_SEND_SENT_EVENT = env_bool("CELERY_TASK_EVENTS", True)
 # Webhook deliveries run on their own queue and worker (`--queues webhooks`), never in a
-# model worker: a slow receiver must not hold a model. Beat re-sends deliveries whose retry
-# is too far off for a countdown (see jobs/webhooks/outbox.py) or whose message was lost,
-# and runs the housekeeping (jobs/reaper.py, jobs/retention.py) on that same io worker.
+# model worker: a slow receiver must not hold a model.
 WEBHOOK_QUEUE = "webhooks"
+# Everything beat schedules runs on a queue and worker of its own (`--queues housekeeping`),
+# so that no backlog of deliveries or jobs delays the reaper: a pass that waited past its
+# `expires` would be dropped unrun. The sweep re-sends deliveries whose retry is too far off
+# for a countdown (jobs/webhooks/outbox.py) or whose message was lost.
+HOUSEKEEPING_QUEUE = "housekeeping"
 CELERY_BEAT_SCHEDULE = {
     "reap-orphaned-jobs": {
         "task": "jobs.tasks.reap_jobs",
         "schedule": float(REAP_INTERVAL),
-        "options": {"queue": WEBHOOK_QUEUE, "expires": REAP_INTERVAL},
+        "options": {"queue": HOUSEKEEPING_QUEUE, "expires": REAP_INTERVAL},
     },
     "prune-old-jobs": {
         "task": "jobs.tasks.prune_jobs",
         "schedule": 3600.0,
-        "options": {"queue": WEBHOOK_QUEUE, "expires": 3600},
+        "options": {"queue": HOUSEKEEPING_QUEUE, "expires": 3600},
     },
     "dispatch-due-webhooks": {
         "task": "jobs.tasks.dispatch_webhooks",
         "schedule": 30.0,
-        "options": {"queue": WEBHOOK_QUEUE, "expires": 30},
+        "options": {"queue": HOUSEKEEPING_QUEUE, "expires": 30},
     },
 }
 

@@ -5,9 +5,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+import trustme
 from kombu.exceptions import OperationalError
 from PIL import Image
 from rest_framework.authtoken.models import Token
@@ -17,6 +19,7 @@ from core import serving
 from core.repository import local_specs
 from jobs.lifecycle import services
 from jobs.ops import health
+from jobs.webhooks import addresses
 from workers import registry
 
 REPO = Path(__file__).resolve().parent.parent
@@ -134,6 +137,53 @@ def served_models():
     yield announce
     serving._redis().delete(*keys)
     serving.forget()
+
+
+@pytest.fixture
+def test_ca(monkeypatch, tmp_path):
+    """A certificate authority that outgoing HTTPS (webhooks, image URLs) trusts for this
+    test, in place of the system's: urllib3 loads OpenSSL's default trust store for each
+    connection, and OpenSSL reads SSL_CERT_FILE when it does (an operator's private CA goes
+    the same way)."""
+    ca = trustme.CA()
+    bundle = tmp_path / "test-ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    return ca
+
+
+@pytest.fixture
+def issued(test_ca, tmp_path):
+    """issued(name): a PEM file with a key and a certificate for `name` from the test CA."""
+
+    def issue(name):
+        path = tmp_path / f"{name}.pem"
+        test_ca.issue_cert(name).private_key_and_cert_chain_pem.write_to_path(str(path))
+        return path
+
+    return issue
+
+
+@pytest.fixture
+def checked_to_localhost(monkeypatch):
+    """Every webhook and image URL passes its address check, resolved to 127.0.0.1 where
+    the test servers listen; the URL's own host name is kept for SNI, the certificate check
+    and the Host header.
+
+    The checks are tested in tests/jobs/test_webhook_addresses.py. A TLS test needs a host
+    name that a certificate can carry; taking the check as passed keeps it off DNS and off
+    the allowlist's format.
+    """
+
+    # Every caller looks addresses.resolve up when it calls it (the submit check, through
+    # resolve_webhook, as well as the transport and fetching): the fake applies to all,
+    # and monkeypatch puts the real one back after the test.
+    def resolve(url, *args, **kwargs):
+        parts = urlsplit(url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return addresses.Target(parts.scheme, parts.hostname, parts.port, parts.netloc, path, "127.0.0.1")
+
+    monkeypatch.setattr(addresses, "resolve", resolve)
 
 
 @pytest.fixture

@@ -107,9 +107,11 @@ class WorkerProcess(ServiceProcess):
 
     def ready(self):
         # Celery's " ready." comes from the main process; jobs can be submitted once a pool
-        # process has loaded its models and announced them (or, for the io worker, at once).
+        # process has loaded its models and announced them (or, for the io and housekeeping
+        # workers, at once).
         log = self.this_life_log()
-        return " ready." in log and ("worker process ready with models" in log or "io worker:" in log)
+        started = ("worker process ready with models", "io worker:", "housekeeping worker:")
+        return " ready." in log and any(line in log for line in started)
 
     def start(self, timeout=120, expect_ready=True):
         started = super().start(timeout=timeout, expect_ready=expect_ready)

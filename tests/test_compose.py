@@ -25,6 +25,8 @@ COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 OURS = {name: service for name, service in SERVICES.items() if "build" in service}
 MODEL_QUEUES = {spec.queue for spec in local_specs().values()}
+# Queues whose workers load no model: deliveries, and everything beat schedules.
+SERVICE_QUEUES = {settings.WEBHOOK_QUEUE, settings.HOUSEKEEPING_QUEUE}
 # Variables read by libraries rather than by segsite/settings.py.
 LIBRARY_VARIABLES = {"TF_FORCE_GPU_ALLOW_GROWTH"}
 
@@ -44,7 +46,7 @@ def celery_workers():
 def test_the_service_set_is_complete():
     expected = {
         "redis", "postgres", "seaweedfs", "create-bucket", "web", "proxy", "worker-light", "worker-heavy",
-        "worker-io", "beat", "flower",
+        "worker-io", "worker-housekeeping", "beat", "flower",
     }  # fmt: skip
     assert expected <= set(SERVICES)
     for name, service in SERVICES.items():
@@ -91,16 +93,38 @@ def test_workers_consume_real_queues_and_every_model_has_one():
     consumed = {}
     for name, command in celery_workers().items():
         queues = set(option(command, "--queues").split(","))
-        assert queues <= MODEL_QUEUES | {settings.WEBHOOK_QUEUE}, name
-        # The rules workers/signals.py enforces at start: webhooks never beside a model.
-        assert settings.WEBHOOK_QUEUE not in queues or queues == {settings.WEBHOOK_QUEUE}, name
-        if settings.WEBHOOK_QUEUE in queues:
+        assert queues <= MODEL_QUEUES | SERVICE_QUEUES, name
+        # The rules workers/signals.py enforces at start: webhooks and housekeeping each alone.
+        assert not queues & SERVICE_QUEUES or len(queues) == 1, name
+        if queues & SERVICE_QUEUES:
             assert option(command, "--pool") == "threads", name
         else:
             assert option(command, "--concurrency") == "1", f"{name}: model workers run one job at a time"
         assert option(command, "--hostname").endswith("@%h"), f"{name}: needs a stable, unique node name"
         consumed[name] = queues
-    assert set().union(*consumed.values()) == MODEL_QUEUES | {settings.WEBHOOK_QUEUE}
+    assert set().union(*consumed.values()) == MODEL_QUEUES | SERVICE_QUEUES
+
+
+def test_everything_beat_schedules_runs_on_the_housekeeping_worker_alone():
+    """No delivery or job may hold up the reaper: every beat entry goes to the housekeeping
+    queue, whose worker consumes nothing else and has a thread per entry, so that a long
+    retention pass never makes the reaper's message wait past its expiry."""
+    from segsite.celery import app
+
+    app.loader.import_default_modules()
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        assert entry["task"] in app.tasks, f"{name}: no task {entry['task']}"
+        assert entry["options"]["queue"] == settings.HOUSEKEEPING_QUEUE, name
+        assert entry["options"]["expires"] <= entry["schedule"], (
+            f"{name}: a late pass is dropped, not doubled"
+        )
+    [(name, command)] = [
+        (name, command)
+        for name, command in celery_workers().items()
+        if settings.HOUSEKEEPING_QUEUE in option(command, "--queues").split(",")
+    ]
+    assert option(command, "--queues") == settings.HOUSEKEEPING_QUEUE, name
+    assert int(option(command, "--concurrency")) >= len(settings.CELERY_BEAT_SCHEDULE), name
 
 
 def test_the_heavy_worker_reserves_a_gpu_and_runs_the_gpu_image_only_when_asked():
@@ -166,13 +190,20 @@ def test_the_procfile_runs_the_same_processes():
     procfile = dict(
         line.split(": ", 1) for line in (REPO / "Procfile").read_text().splitlines() if line.strip()
     )
-    assert set(procfile) == {"web", "worker", "io", "beat", "proxy"}
+    assert set(procfile) == {"web", "worker", "io", "housekeeping", "beat", "proxy"}
     assert "deploy/nginx/run_local.py" in procfile["proxy"]
-    pairs = {"worker": "worker-light", "io": "worker-io"}
+    pairs = {"worker": "worker-light", "io": "worker-io", "housekeeping": "worker-housekeeping"}
     for process, service in pairs.items():
         local = shlex.split(procfile[process].replace("$VENV/bin/", ""))
         assert option(local, "--queues") == option(SERVICES[service]["command"], "--queues")
         assert option(local, "--pool") == option(SERVICES[service]["command"], "--pool")
+    housekeeping = shlex.split(procfile["housekeeping"])
+    assert option(housekeeping, "--concurrency") == option(
+        SERVICES["worker-housekeeping"]["command"], "--concurrency"
+    )
+    # `make run` starts every process of the Procfile but the optional proxy.
+    started = re.search(r"^PROCESSES = (.+)$", (REPO / "Makefile").read_text(), re.MULTILINE).group(1)
+    assert set(started.split()) == set(procfile) - {"proxy"}
     web = shlex.split(procfile["web"].replace("$VENV/bin/", ""))
     assert web[:2] == OURS["web"]["command"][:2]
     assert option(web, "--worker-class") == option(OURS["web"]["command"], "--worker-class") == "gthread"
@@ -185,7 +216,7 @@ def test_the_readme_documents_scaling_the_light_workers():
 
 def test_model_workers_get_time_to_finish_their_job_when_stopped():
     for name, command in celery_workers().items():
-        if option(command, "--queues") != settings.WEBHOOK_QUEUE:
+        if option(command, "--queues") not in SERVICE_QUEUES:
             grace = OURS[name]["stop_grace_period"]
             assert int(grace.rstrip("s")) >= settings.CELERY_TASK_TIME_LIMIT, name
 

@@ -152,6 +152,50 @@ def test_env_int_list_refuses_bad_items_by_name(monkeypatch, value, problem):
         env_int_list(NAME, [], minimum=0)
 
 
+def test_env_host_port_list_reads_one_port_per_entry(monkeypatch):
+    from segsite.env import env_host_port_list
+
+    monkeypatch.setenv(NAME, " 127.0.0.1:9000, Hooks.Example.com:8443,[::1]:80 ")
+    assert env_host_port_list(NAME) == ["127.0.0.1:9000", "hooks.example.com:8443", "[::1]:80"]
+    monkeypatch.setenv(NAME, "")
+    assert env_host_port_list(NAME) == []
+
+
+@pytest.mark.parametrize(
+    "value", ["127.0.0.1", "localhost:", "localhost:http", "host:0", "host:65536", "::1:80", ":80"]
+)
+def test_env_host_port_list_refuses_an_entry_without_one_port_by_name(monkeypatch, value):
+    """A bare host would mean every port of it, its database's and admin's too."""
+    from segsite.env import env_host_port_list
+
+    monkeypatch.setenv(NAME, f"127.0.0.1:9000,{value}")
+    with pytest.raises(ImproperlyConfigured, match=f"{NAME}: '{value}' is not host:port"):
+        env_host_port_list(NAME)
+
+
+def test_the_webhook_settings_read_their_variables():
+    read = settings_of(
+        [
+            "WEBHOOK_ALLOWED_HOSTS",
+            "WEBHOOK_ALLOWED_PORTS",
+            "WEBHOOK_DNS_TIMEOUT",
+            "WEBHOOK_CONCURRENCY_PER_USER",
+        ],
+        WEBHOOK_ALLOWED_HOSTS="127.0.0.1:9000",
+        WEBHOOK_ALLOWED_PORTS="443,8443",
+        WEBHOOK_DNS_TIMEOUT="3",
+        WEBHOOK_CONCURRENCY_PER_USER="4",
+    )
+    assert read == {
+        "WEBHOOK_ALLOWED_HOSTS": ["127.0.0.1:9000"],
+        "WEBHOOK_ALLOWED_PORTS": [443, 8443],
+        "WEBHOOK_DNS_TIMEOUT": 3,
+        "WEBHOOK_CONCURRENCY_PER_USER": 4,
+    }
+    defaults = settings_of(["WEBHOOK_ALLOWED_HOSTS", "WEBHOOK_ALLOWED_PORTS"])
+    assert defaults == {"WEBHOOK_ALLOWED_HOSTS": [], "WEBHOOK_ALLOWED_PORTS": [80, 443]}
+
+
 def settings_of(names, **env):
     """Some settings as a fresh process with this environment loads them."""
     command = "import django, json; django.setup(); from django.conf import settings as s; " + (

@@ -52,9 +52,12 @@ def _checked(url):
     try:
         return addresses.resolve(
             url,
-            allowed_hosts=settings.IMAGE_URL_ALLOWED_HOSTS,
-            purpose="images are fetched from",
-            setting="IMAGE_URL_ALLOWED_HOSTS",
+            addresses.Rules(
+                exempt=lambda host, port: host in settings.IMAGE_URL_ALLOWED_HOSTS,
+                ports=None,
+                purpose="images are fetched from",
+                hint="an operator may allow a host with IMAGE_URL_ALLOWED_HOSTS",
+            ),
         )
     except addresses.UnresolvableHost as exc:
         raise ImageURLError("image_url_unreachable", str(exc)) from None
@@ -84,7 +87,7 @@ def _get(target, deadline):
         if watchdog.fired:  # the watchdog's shutdown reads as an early end of the body
             raise _too_slow()
         return response.status, None, body
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
+    except transport.NETWORK_ERRORS as exc:
         if watchdog.fired:
             raise _too_slow() from None
         raise ImageURLError("image_url_unreachable", f"{target.host}: {transport._describe(exc)}") from None

@@ -26,8 +26,8 @@ def choose_models(sender, **kwargs):
     """Refuse to start a worker whose models cannot be loaded or whose queues do not fit."""
     consumed = set(sender.app.amqp.queues.consume_from)
     _node[:] = [sender.hostname]
-    if settings.WEBHOOK_QUEUE in consumed:
-        _check_io_worker(consumed)
+    if consumed & {settings.WEBHOOK_QUEUE, settings.HOUSEKEEPING_QUEUE}:
+        _check_service_worker(consumed)
         return
     repo = repository()
     # A broken folder may be a model meant for this worker: never start without it silently.
@@ -67,19 +67,37 @@ def choose_models(sender, **kwargs):
     _served[:] = [repo.specs[name] for name in names]
 
 
-def _check_io_worker(consumed):
-    # A receiver that hangs for its whole timeout must never hold a model's worker.
-    others = consumed - {settings.WEBHOOK_QUEUE}
+def _service_queues():
+    """The queues whose worker loads no model and consumes nothing else: its role, what the
+    queue carries, and why it runs alone."""
+    return {
+        settings.HOUSEKEEPING_QUEUE: (
+            "housekeeping",
+            "the reaper, retention and the webhook sweep",
+            # A reaper pass that waits behind jobs or deliveries past its expiry is lost.
+            "which run in a worker of their own",
+        ),
+        settings.WEBHOOK_QUEUE: (
+            "io",
+            "webhook deliveries",
+            # A receiver that hangs for its whole timeout must never hold a model's worker.
+            "which never run in a model worker",
+        ),
+    }
+
+
+def _check_service_worker(consumed):
+    queue, (role, carries, rule) = next((q, about) for q, about in _service_queues().items() if q in consumed)
+    others = consumed - {queue}
     if others:
         _refuse(
             [
-                f"queue {settings.WEBHOOK_QUEUE} carries webhook deliveries, which never run in a model "
-                f"worker: start one worker with --queues {settings.WEBHOOK_QUEUE} and another with "
-                f"--queues {','.join(sorted(others))}"
+                f"queue {queue} carries {carries}, {rule}: start one worker with --queues {queue} "
+                f"and another with --queues {','.join(sorted(others))}"
             ]
         )
     _served[:] = []
-    log.info("io worker: webhook deliveries, no models")
+    log.info("%s worker: %s, no models", role, carries)
 
 
 def _refuse(problems):

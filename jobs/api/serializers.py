@@ -11,7 +11,7 @@ from jobs.api.uploads import image_url_validator
 from jobs.lifecycle import resolver
 from jobs.lifecycle.cutouts import CutoutOptionError, cutout_options
 from jobs.models import WEBHOOK_EVENTS, Job, WebhookAttempt, WebhookDelivery
-from jobs.webhooks.addresses import MAX_URL_LENGTH, WebhookURLError, resolve
+from jobs.webhooks.addresses import MAX_URL_LENGTH, WebhookURLError, resolve_webhook
 
 
 class CommaListField(serializers.ListField):
@@ -65,7 +65,9 @@ class JobCreateSerializer(serializers.Serializer):
 
     def validate_webhook_url(self, url):
         try:
-            resolve(url)  # refused again at every attempt, after a fresh resolution
+            # Within WEBHOOK_DNS_TIMEOUT, as this holds a web thread; checked again at every
+            # attempt, after a fresh resolution.
+            resolve_webhook(url)
         except WebhookURLError as exc:
             raise serializers.ValidationError(str(exc), code="invalid_webhook_url") from None
         return url

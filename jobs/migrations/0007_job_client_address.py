@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0006_cutouts_and_image_urls'),
+        ("jobs", "0006_cutouts_and_image_urls"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='job',
-            name='client_address',
+            model_name="job",
+            name="client_address",
             field=models.CharField(blank=True, max_length=64),
         ),
     ]

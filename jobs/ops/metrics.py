@@ -120,7 +120,8 @@ def _queue_depths(broker):
     options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
     prefix = options.get("global_keyprefix", "")
     steps = options.get("priority_steps", Channel.priority_steps)
-    for queue in sorted({entry.spec.queue for entry in known_models().values()} | {settings.WEBHOOK_QUEUE}):
+    services = {settings.WEBHOOK_QUEUE, settings.HOUSEKEEPING_QUEUE}
+    for queue in sorted({entry.spec.queue for entry in known_models().values()} | services):
         # kombu keeps each priority of a queue in a list of its own (Channel._q_for_pri).
         keys = [prefix + queue + (f"{Channel.sep}{step}" if step else "") for step in steps]
         depth.add_metric([queue], sum(broker.llen(key) for key in keys))

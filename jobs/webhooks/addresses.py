@@ -6,16 +6,33 @@ resolution, on the very address the request then connects to: a host that resolv
 public address at submit time may resolve to 169.254.169.254 by delivery time (DNS
 rebinding), and a URL naming a public host must never reach the metadata service, the
 database or a port on localhost from inside our network.
+
+Webhooks also go to WEBHOOK_ALLOWED_PORTS only, and their refusals never say what our
+resolver answered (resolve_webhook): a name that does not resolve, resolves to a private
+address or passes its lookup's deadline all get one message, or clients could map the
+internal DNS through us (a DNS oracle).
 """
 
+import functools
 import ipaddress
+import logging
+import os
 import socket
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
+log = logging.getLogger(__name__)
+
 MAX_URL_LENGTH = 2000
+# Lookups under way at once in one process. A lookup past its deadline keeps its thread
+# until the C resolver gives up by itself (resolv.conf's timeout x attempts, per nameserver:
+# up to half a minute); past this many stuck, further lookups wait their deadline and fail,
+# refused or retried as any slow lookup, instead of each taking a thread of its own.
+LOOKUP_THREADS = 32
 
 
 class WebhookURLError(ValueError):
@@ -23,7 +40,21 @@ class WebhookURLError(ValueError):
 
 
 class UnresolvableHost(WebhookURLError):
-    """The host did not resolve: maybe a typo, maybe a passing DNS failure."""
+    """The host did not resolve, or not within WEBHOOK_DNS_TIMEOUT: maybe a typo, maybe a
+    passing DNS failure."""
+
+
+class RefusedAddress(WebhookURLError):
+    """The host resolves to an address that is not public (`kind` says which kind)."""
+
+    def __init__(self, message, kind):
+        super().__init__(message)
+        self.kind = kind
+
+
+class NotPublic(WebhookURLError):
+    """A webhook host that did not resolve (in time) or resolved to a refused address: one
+    message for all, which a delivery retries, as the DNS may change."""
 
 
 @dataclass(frozen=True)
@@ -36,21 +67,52 @@ class Target:
     address: str  # the checked IP the request connects to
 
 
-def resolve(url, allowed_hosts=None, purpose="webhooks go", setting="WEBHOOK_ALLOWED_HOSTS"):
-    """The URL's target with a checked address to connect to; raises WebhookURLError.
+@dataclass(frozen=True)
+class Rules:
+    """Where one kind of request may go on a client's word."""
 
-    `allowed_hosts` (default WEBHOOK_ALLOWED_HOSTS) skip the address check: an operator's
-    own hosts, for tests and development; `purpose` and `setting` word the refusal.
-    """
-    if allowed_hosts is None:
-        allowed_hosts = settings.WEBHOOK_ALLOWED_HOSTS
-    scheme, host, port, netloc, path = _parse(url)
+    exempt: Callable[[str, int], bool]  # (host, port) an operator allows: no port or address check
+    ports: Collection[int] | None  # the ports a URL may name; None: any
+    purpose: str  # "webhooks go": words the refusals
+    hint: str  # how an operator allows a host, for the refusals
+
+
+def webhook_rules():
+    """The webhooks' rules, from the settings as they are now."""
+    allowed = settings.WEBHOOK_ALLOWED_HOSTS
+    return Rules(
+        exempt=lambda host, port: _entry(host, port) in allowed,
+        ports=settings.WEBHOOK_ALLOWED_PORTS,
+        purpose="webhooks go",
+        hint="an operator may exempt a host:port with WEBHOOK_ALLOWED_HOSTS",
+    )
+
+
+def resolve_webhook(url):
+    """resolve() under the webhooks' rules, whose DNS answers a refusal never tells apart:
+    NotPublic for every host that did not resolve (in time) or not to public addresses only."""
+    rules = webhook_rules()
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise UnresolvableHost(f"the host {host} does not resolve ({exc})") from None
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
-    if host.lower() not in allowed_hosts:
+        return resolve(url, rules)
+    except (UnresolvableHost, RefusedAddress) as exc:
+        log.info("webhook URL refused: %s", exc)  # what the resolver said is the operator's to read
+        host = _parse(url)[1]
+        raise NotPublic(
+            f"{host} did not resolve to public addresses; {rules.purpose} to public addresses only ({rules.hint})"
+        ) from None
+
+
+def resolve(url, rules):
+    """The URL's target with a checked address to connect to; raises WebhookURLError."""
+    scheme, host, port, netloc, path = _parse(url)
+    exempt = rules.exempt(host, port)
+    if rules.ports is not None and port not in rules.ports and not exempt:
+        allowed = ", ".join(map(str, sorted(rules.ports)))
+        raise WebhookURLError(
+            f"port {port} is not allowed: {rules.purpose} to ports {allowed} only ({rules.hint})"
+        )
+    addresses = list(dict.fromkeys(info[4][0] for info in _lookup(host, port)))
+    if not exempt:
         # Every address, not only the first: the client library may pick any of them.
         for address in addresses:
             kind = refused_kind(address)
@@ -58,11 +120,38 @@ def resolve(url, allowed_hosts=None, purpose="webhooks go", setting="WEBHOOK_ALL
                 # The address itself is not named: that would let any client map the
                 # internal DNS through our resolver.
                 named = f"{host} is" if host == address else f"{host} resolves to"
-                raise WebhookURLError(
-                    f"{named} a {kind} address; {purpose} to public addresses only "
-                    f"(an operator may allow a host with {setting})"
+                raise RefusedAddress(
+                    f"{named} a {kind} address; {rules.purpose} to public addresses only ({rules.hint})", kind
                 )
     return Target(scheme, host, port, netloc, path, addresses[0])
+
+
+def _lookup(host, port):
+    """getaddrinfo within WEBHOOK_DNS_TIMEOUT. The C resolver has no deadline a caller can
+    set, and a name whose DNS server never answers would hold a web thread (at submit) or an
+    io thread for as long as resolv.conf allows; the lookup runs in a pool thread instead,
+    and past the deadline we stop waiting for it."""
+    timeout = settings.WEBHOOK_DNS_TIMEOUT
+    lookup = _lookups(os.getpid()).submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        return lookup.result(timeout=timeout)
+    except TimeoutError:
+        lookup.cancel()  # still waiting for a thread: it need not run at all
+        raise UnresolvableHost(f"the host {host} did not resolve within {timeout} s") from None
+    except (OSError, UnicodeError) as exc:
+        raise UnresolvableHost(f"the host {host} does not resolve ({exc})") from None
+
+
+@functools.cache
+def _lookups(pid):
+    # One pool per process: a pool's threads do not survive a fork (Celery's prefork pool),
+    # and a pool inherited without them would queue every lookup for ever.
+    return ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="dns-lookup")
+
+
+def _entry(host, port):
+    """A WEBHOOK_ALLOWED_HOSTS entry as segsite.env.env_host_port_list writes it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def check_syntax(url):

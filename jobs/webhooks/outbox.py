@@ -11,6 +11,11 @@
    would be redelivered again and again. The sweep also resends what a broker outage or a
    killed worker dropped.
 4. A job's deliveries go out in event order: `completed` waits while `running` is pending.
+5. A user has at most WEBHOOK_CONCURRENCY_PER_USER attempts under way. A message for one of
+   their deliveries past that claims nothing (in milliseconds), and the delivery waits behind
+   the user's own: each of their attempts that ends sends their next due ones. So a user
+   whose receiver never answers holds that many io threads, and everyone else's deliveries
+   go past theirs instead of waiting hours behind them.
 
 Due times are the database's clock (Now()), so web and worker clocks need not agree.
 """
@@ -21,9 +26,10 @@ from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
-from django.db.models.functions import Now
+from django.db.models import Exists, F, OuterRef, Q, Window
+from django.db.models.functions import Now, RowNumber
 from django.utils import timezone
 
 from jobs.models import Job, WebhookAttempt, WebhookDelivery, WebhookSecret
@@ -121,16 +127,34 @@ def deliver(delivery_id):
 
 
 def _claim(delivery_id):
-    """A token for one attempt if the delivery is due, in order and not claimed meanwhile."""
+    """A token for one attempt if the delivery is due, in order, not claimed meanwhile, and
+    its owner has a free slot (WEBHOOK_CONCURRENCY_PER_USER)."""
+    owner_id = WebhookDelivery.objects.filter(pk=delivery_id).values_list("job__owner_id", flat=True).first()
+    if owner_id is None:
+        return None  # deleted with its job
     token = uuid.uuid4()
-    claimed = (
-        _due()
-        .filter(pk=delivery_id, next_attempt_at__lte=Now() + EARLY_SLACK)
-        .update(
-            claim=token, next_attempt_at=Now() + timedelta(seconds=settings.WEBHOOK_TIMEOUT + LEASE_MARGIN)
+    with transaction.atomic():
+        # One claim of an owner's at a time (their user row's lock until this commits), or
+        # two threads could both count a free slot and both take it.
+        get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk").first()
+        if _attempts_under_way(owner_id) >= settings.WEBHOOK_CONCURRENCY_PER_USER:
+            return None  # still due: the owner's next attempt to end sends it (_send_next_of_owner)
+        claimed = (
+            _due()
+            .filter(pk=delivery_id, next_attempt_at__lte=Now() + EARLY_SLACK)
+            .update(
+                claim=token,
+                next_attempt_at=Now() + timedelta(seconds=settings.WEBHOOK_TIMEOUT + LEASE_MARGIN),
+            )
         )
-    )
     return token if claimed else None
+
+
+def _attempts_under_way(owner_id):
+    """How many of the owner's claims hold a lease that has not run out (a killed worker's has)."""
+    return WebhookDelivery.objects.filter(
+        job__owner_id=owner_id, state=PENDING, claim__isnull=False, next_attempt_at__gt=Now()
+    ).count()
 
 
 def _due():
@@ -144,6 +168,7 @@ def _due():
 def _record(delivery, claim, started, outcome):
     delays = settings.WEBHOOK_RETRY_DELAYS
     delay = None
+    owner_id = delivery.job.owner_id
     with transaction.atomic():
         current = WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).first()
         if current is None:
@@ -187,20 +212,37 @@ def _record(delivery, claim, started, outcome):
     )
     if delay is not None and delay <= COUNTDOWN_LIMIT:
         send(delivery.id, countdown=delay)
-    elif delivery.state != PENDING:
-        _send_next_of_job(delivery.job_id)
+    _send_next_of_owner(owner_id)
 
 
-def _send_next_of_job(job_id):
-    for delivery_id in _due().filter(job_id=job_id, next_attempt_at__lte=Now()).values_list("id", flat=True):
+def _send_next_of_owner(owner_id):
+    """This attempt freed a slot of its owner's: send their oldest due deliveries, those left
+    unclaimed while the owner had no slot and a `completed` this one held back (in order).
+    As many as the owner may run: of two attempts ending at once, both would otherwise
+    send the same one and leave a slot idle."""
+    due = (
+        _due()
+        .filter(job__owner_id=owner_id, next_attempt_at__lte=Now())
+        .order_by("next_attempt_at")
+        .values_list("id", flat=True)
+    )
+    for delivery_id in due[: settings.WEBHOOK_CONCURRENCY_PER_USER]:
         send(delivery_id)
 
 
 def dispatch_due(limit=1000):
-    """Queue every pending delivery that is due (the beat sweep); returns how many."""
+    """Queue the pending deliveries that are due (the beat sweep); returns how many.
+
+    Per owner only the oldest, as many as they may run (the rest follow as those end): a
+    backlog of thousands of one user's must not fill the sweep and leave another user's
+    lost message out of it.
+    """
+    oldest_first = Window(RowNumber(), partition_by=F("job__owner_id"), order_by=F("next_attempt_at").asc())
     due = list(
         _due()
         .filter(next_attempt_at__lte=Now())
+        .annotate(place=oldest_first)
+        .filter(place__lte=settings.WEBHOOK_CONCURRENCY_PER_USER)
         .order_by("next_attempt_at")
         .values_list("id", flat=True)[:limit]
     )

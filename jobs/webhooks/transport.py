@@ -12,11 +12,16 @@ from dataclasses import dataclass
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from jobs.webhooks import addresses
 
 # The start of the receiver's answer kept with the attempt, for whoever debugs it.
 MAX_RESPONSE_CHARS = 1000
+# What the network or the other end can make a request raise. CertificateError is a trusted
+# certificate for another host: urllib3 checks the name itself (assert_hostname) and raises
+# a ValueError for a mismatch, not an OSError, which would otherwise escape as a crash.
+NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError, CertificateError)
 
 
 @dataclass
@@ -46,10 +51,12 @@ def post(url, body, headers, timeout):
 
 def _attempt(url, body, headers, timeout):
     try:
-        target = addresses.resolve(url)
-    except addresses.UnresolvableHost as exc:
-        return Outcome(error=str(exc), retryable=True)  # DNS failures pass
-    except addresses.WebhookURLError as exc:
+        target = addresses.resolve_webhook(url)
+    except addresses.NotPublic as exc:
+        # Retried: a DNS failure passes, and a host re-pointed at a private address may be
+        # pointed back. Failing only the second at once would tell the two apart.
+        return Outcome(error=str(exc), retryable=True)
+    except addresses.WebhookURLError as exc:  # a port the settings no longer allow
         return Outcome(error=str(exc), retryable=False)
     connection = connect(target, timeout)
     # A socket timeout bounds each read, not the whole exchange: a receiver dripping one
@@ -62,7 +69,7 @@ def _attempt(url, body, headers, timeout):
         )
         response = connection.getresponse()
         text = response.read(MAX_RESPONSE_CHARS).decode("utf-8", "replace")
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
+    except NETWORK_ERRORS as exc:
         if (
             watchdog.fired
             or isinstance(exc, (TimeoutError, urllib3.exceptions.TimeoutError))
@@ -134,5 +141,9 @@ def _refused(exc):
 
 def _describe(exc):
     # urllib3 wraps the interesting part (ConnectionRefusedError, an SSL error) in reason.
-    reason = getattr(exc, "reason", None) or exc
+    # An ssl.SSLError's own reason is a bare code (CERTIFICATE_VERIFY_FAILED): its message
+    # says more (which check failed: "self-signed certificate", "certificate has expired").
+    reason = getattr(exc, "reason", None)
+    if not isinstance(reason, BaseException):
+        reason = exc
     return f"{type(reason).__name__}: {reason}"

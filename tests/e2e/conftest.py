@@ -109,8 +109,8 @@ def client(live_server, django_user_model):
 class ReceiverProcess:
     """`manage.py webhook_receiver`, as a developer runs it, on a free local port."""
 
-    def __init__(self, secret, out_path, fail=0, delay=0.0):
-        command = [sys.executable, "manage.py", "webhook_receiver", "--port", "0", "--secret", secret]
+    def __init__(self, secret, out_path, fail=0, delay=0.0, port=0):
+        command = [sys.executable, "manage.py", "webhook_receiver", "--port", str(port), "--secret", secret]
         command += ["--fail", str(fail), "--delay", str(delay)]
         self.out_path = out_path
         self.err_path = Path(f"{out_path}.stderr")

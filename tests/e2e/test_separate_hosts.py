@@ -14,7 +14,7 @@ from PIL import Image
 
 from jobs.models import Job
 from tests.conftest import eval_photo
-from tests.e2e.test_webhooks import IO_ENV, secret_of
+from tests.e2e.test_webhooks import IO_ENV, RECEIVER_PORT, secret_of
 from tests.e2e.test_worker_kill import large_photo, wait_for_status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -130,8 +130,8 @@ def test_a_webhook_from_the_worker_host_links_to_the_mask_in_the_bucket(
 ):
     """The payload is built on the worker host; its signed file URL must lead, with no
     Authorization header, through the web host to the worker's object in the bucket."""
-    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
-    receiver = start_receiver(secret_of(client))
+    settings.WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{RECEIVER_PORT}"]
+    receiver = start_receiver(secret_of(client), port=RECEIVER_PORT)
     photo = eval_photo("photos/astronaut.jpg").read_bytes()
     job_id = client.submit(photo, task="semantic", webhook_url=receiver.url).json()["id"]
     [delivered] = receiver.wait_for(1)

@@ -1,10 +1,12 @@
 import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.jobs.receivers import ScriptedReceiver, SilentReceiver
+from tests.tls import server_context
 
 
 @pytest.fixture(autouse=True)
@@ -15,16 +17,33 @@ def light_worker_announced(served_models):
 
 @pytest.fixture
 def allow_local(settings):
-    """Let webhooks go to 127.0.0.1, where the test receivers listen."""
-    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    """allow(url) exempts the URL's host:port (WEBHOOK_ALLOWED_HOSTS), as an operator lists
+    a local receiver, and returns the URL. A test that asks for this fixture gets every
+    receiver the fixtures here start exempted that way, each on its own port."""
+    settings.WEBHOOK_ALLOWED_HOSTS = []
+
+    def allow(url):
+        parts = urlsplit(url)
+        settings.WEBHOOK_ALLOWED_HOSTS = [*settings.WEBHOOK_ALLOWED_HOSTS, f"{parts.hostname}:{parts.port}"]
+        return url
+
+    return allow
+
+
+def exempted_if_allowed(request, url):
+    """The URL, exempted if the test asked for allow_local; else it stays refused."""
+    if "allow_local" in request.fixturenames:
+        request.getfixturevalue("allow_local")(url)
+    return url
 
 
 @pytest.fixture
-def receiver():
+def receiver(request):
     receivers = []
 
     def start(statuses=(200,), **kwargs):
         receivers.append(ScriptedReceiver(statuses, **kwargs))
+        exempted_if_allowed(request, receivers[-1].url)
         return receivers[-1]
 
     yield start
@@ -33,8 +52,20 @@ def receiver():
 
 
 @pytest.fixture
-def silent_receiver():
+def https_receiver(receiver):
+    """start(pem, statuses): a scripted receiver speaking TLS with the key and certificate
+    in that PEM file."""
+
+    def start(pem, statuses=(200,)):
+        return receiver(statuses, tls=server_context(pem))
+
+    return start
+
+
+@pytest.fixture
+def silent_receiver(request):
     silent = SilentReceiver()
+    exempted_if_allowed(request, silent.url)
     yield silent
     silent.close()
 
@@ -56,7 +87,7 @@ def fake_dns(monkeypatch):
 
 
 @pytest.fixture
-def dripping_receiver():
+def dripping_receiver(request):
     """A receiver that answers one header line every 0.3 s, for ever: a slowloris."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -76,7 +107,7 @@ def dripping_receiver():
             connection.close()
 
     threading.Thread(target=drip, daemon=True).start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    yield exempted_if_allowed(request, f"http://127.0.0.1:{server.getsockname()[1]}/hook")
     stop.set()
     time.sleep(0.01)
     server.close()

@@ -1,4 +1,4 @@
-"""An in-process HTTP receiver with a script of answers, for the webhook unit tests."""
+"""In-process HTTP(S) receivers with a script of answers, for the webhook unit tests."""
 
 import socket
 import threading
@@ -6,16 +6,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class ScriptedReceiver:
-    """Answers each POST with the next status of `statuses` (the last one repeats)."""
+    """Answers each POST with the next status of `statuses` (the last one repeats).
 
-    def __init__(self, statuses=(200,), body="ok", headers=None, address="127.0.0.1", port=0):
+    With `tls` (a server-side ssl.SSLContext holding a certificate) it speaks HTTPS. The
+    handshake happens at accept, in the server's thread: a client that refuses the
+    certificate never gets as far as a request, and `requests` stays empty.
+    """
+
+    def __init__(self, statuses=(200,), body="ok", headers=None, address="127.0.0.1", port=0, tls=None):
         self.statuses = list(statuses)
         self.body = body
         self.headers = headers or {}
         self.requests = []  # (path, headers dict, body bytes)
         self.server = ThreadingHTTPServer((address, port), self._handler())
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
-        self.url = f"http://{address}:{self.port}/hooks/segment?source=test"
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://{address}:{self.port}/hooks/segment?source=test"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

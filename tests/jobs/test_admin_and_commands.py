@@ -51,7 +51,7 @@ def delivered_job(alice, sent, allow_local, django_capture_on_commit_callbacks):
 
     from jobs.models import WebhookAttempt, WebhookDelivery
 
-    job = Job.objects.get(pk=submit(alice, webhook_url="http://127.0.0.1:9/hook").json()["id"])
+    job = Job.objects.get(pk=submit(alice, webhook_url=allow_local("http://127.0.0.1:9/hook")).json()["id"])
     job.claim("w1@host")
     job.succeed({}, {}, 1, 1)
     delivery = WebhookDelivery.objects.get(job=job)

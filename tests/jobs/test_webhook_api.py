@@ -1,5 +1,6 @@
 """The API side of webhooks and waiting: fields, refusals, the account, `Prefer: wait`."""
 
+import socket
 import threading
 import time
 
@@ -46,8 +47,42 @@ def test_refused_webhook_urls_are_400_and_create_no_job(alice, sent, fake_dns, u
     assert Job.objects.count() == 0 and sent.calls == []
 
 
-def test_an_allowlisted_local_receiver_is_accepted(alice, sent, allow_local):
-    assert submit(alice, webhook_url="http://127.0.0.1:9000/hook").status_code == 202
+def test_an_exempted_local_receiver_is_accepted_on_its_port_only(alice, sent, allow_local):
+    assert submit(alice, webhook_url=allow_local("http://127.0.0.1:9000/hook")).status_code == 202
+    error = assert_error(submit(alice, webhook_url="http://127.0.0.1:9001/hook"), 400, "invalid_webhook_url")
+    assert error["message"].startswith("webhook_url: port 9001 is not allowed")
+
+
+def test_a_name_that_does_not_resolve_and_one_that_resolves_privately_are_refused_alike(
+    alice, sent, fake_dns
+):
+    fake_dns["hooks.example.com"] = "10.20.30.40"
+    private = assert_error(
+        submit(alice, webhook_url="https://hooks.example.com/h"), 400, "invalid_webhook_url"
+    )
+    missing = assert_error(
+        submit(alice, webhook_url="https://hooks.nowhere.invalid/h"), 400, "invalid_webhook_url"
+    )
+    assert missing["message"] == private["message"].replace("hooks.example.com", "hooks.nowhere.invalid")
+    assert private["message"] == (
+        "webhook_url: hooks.example.com did not resolve to public addresses; webhooks go to public "
+        "addresses only (an operator may exempt a host:port with WEBHOOK_ALLOWED_HOSTS)"
+    )
+    assert Job.objects.count() == 0
+
+
+def test_a_lookup_past_its_deadline_is_refused_and_frees_the_web_thread(alice, sent, monkeypatch, settings):
+    settings.WEBHOOK_DNS_TIMEOUT = 1
+    released = threading.Event()
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: released.wait(30))
+    started = time.monotonic()
+    try:
+        response = submit(alice, webhook_url="https://slow.example.com/hook")
+    finally:
+        released.set()
+    error = assert_error(response, 400, "invalid_webhook_url")
+    assert error["message"].startswith("webhook_url: slow.example.com did not resolve to public addresses;")
+    assert time.monotonic() - started < 3 and Job.objects.count() == 0
 
 
 @pytest.mark.parametrize(

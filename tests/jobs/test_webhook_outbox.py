@@ -4,6 +4,7 @@ Real local receivers over HTTP; the broker is recorded (the `sent` fixture) so e
 drives every attempt itself.
 """
 
+import importlib
 import json
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from jobs.models import Job, WebhookDelivery, new_webhook_secret
 from jobs.webhooks import outbox
 from tests.jobs.helpers import submit
+from tests.tls import write_self_signed
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +42,15 @@ def make_job(alice, allow_local, queued, django_capture_on_commit_callbacks):
             return Job.objects.get(pk=submit(alice, **fields).json()["id"])
 
     return make
+
+
+def pointed_at(job, url):
+    """The job with its webhook URL changed behind the API's back: for a URL whose host the
+    submit-time check could not resolve (a TLS test's name), checked here at attempt time
+    only (checked_to_localhost)."""
+    Job.objects.filter(pk=job.pk).update(webhook_url=url)
+    job.refresh_from_db()
+    return job
 
 
 def finish(job, django_capture_on_commit_callbacks, outcome="succeed"):
@@ -167,6 +178,77 @@ def test_a_long_delay_is_left_to_the_sweep(
     assert outbox.dispatch_due() == 0
     WebhookDelivery.objects.filter(job=job).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
     assert outbox.dispatch_due() == 1 and len(queued) == 1
+
+
+def first_retry_after(delay, make_job, receiver, queued, settings, django_capture_on_commit_callbacks):
+    """What one failed attempt with this retry delay queues: [(delivery id, countdown)], or
+    [] where the retry is left to the sweep."""
+    settings.WEBHOOK_RETRY_DELAYS = [delay]
+    job = make_job(receiver([503]).url)
+    finish(job, django_capture_on_commit_callbacks)
+    deliver_due(queued, django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.get(job=job)
+    assert delivery.state == "pending" and delivery.failures == 1  # a retry is due either way
+    return [(delivery_id == str(delivery.id), countdown) for delivery_id, countdown in queued]
+
+
+# The countdown limit is 300 s at the default settings: the schedule's five-minute retry
+# rides on the broker and goes out on time; anything later waits in the database for the
+# sweep. Both sides of the boundary, so that moving the limit either way fails a test.
+def test_a_retry_due_at_the_countdown_limit_goes_by_countdown(
+    make_job, receiver, queued, settings, django_capture_on_commit_callbacks
+):
+    args = (make_job, receiver, queued, settings, django_capture_on_commit_callbacks)
+    assert first_retry_after(300, *args) == [(True, 300)]
+
+
+def test_a_retry_due_a_second_past_the_countdown_limit_is_left_to_the_sweep(
+    make_job, receiver, queued, settings, django_capture_on_commit_callbacks
+):
+    args = (make_job, receiver, queued, settings, django_capture_on_commit_callbacks)
+    assert first_retry_after(301, *args) == []
+    assert outbox.dispatch_due() == 0  # not lost either: the sweep sends it when it is due
+    WebhookDelivery.objects.update(next_attempt_at=timezone.now())
+    assert outbox.dispatch_due() == 1 and len(queued) == 1
+
+
+@pytest.fixture
+def visibility_timeout(settings):
+    """set(seconds): the broker's visibility timeout, and the outbox's countdown limit
+    derived from it again (the module computes it at import)."""
+    original = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+
+    def reload_outbox():
+        app = outbox.current_app  # the test's recorded broker, which a reload would replace
+        importlib.reload(outbox)
+        outbox.current_app = app
+
+    def set_timeout(seconds):
+        settings.CELERY_BROKER_TRANSPORT_OPTIONS = {**original, "visibility_timeout": seconds}
+        reload_outbox()
+
+    yield set_timeout
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = original
+    reload_outbox()
+
+
+@pytest.mark.parametrize("delay, countdown", [(60, 60), (61, None)])
+def test_no_countdown_is_longer_than_half_the_brokers_visibility_timeout(
+    visibility_timeout,
+    make_job,
+    receiver,
+    queued,
+    settings,
+    django_capture_on_commit_callbacks,
+    delay,
+    countdown,
+):
+    # Redis hands an unacknowledged message out again after its visibility timeout; a
+    # countdown near it would be redelivered while it still waits. With a 2-minute timeout
+    # the limit falls to 60 s: 60 still goes by countdown, 61 to the sweep.
+    visibility_timeout(120)
+    args = (make_job, receiver, queued, settings, django_capture_on_commit_callbacks)
+    assert first_retry_after(delay, *args) == ([(True, countdown)] if countdown else [])
 
 
 def test_a_4xx_fails_the_delivery_at_once(make_job, receiver, queued, django_capture_on_commit_callbacks):
@@ -327,3 +409,46 @@ def test_an_unexpected_error_in_an_attempt_is_recorded_and_the_schedule_still_en
     delivery = WebhookDelivery.objects.get(job=job)
     assert delivery.state == "failed"
     assert [a.error for a in delivery.attempts.all()] == ["internal error: UnicodeEncodeError"] * 2
+
+
+def test_a_delivery_over_https_to_a_trusted_receiver_is_signed_and_delivered(
+    alice,
+    make_job,
+    receiver,
+    checked_to_localhost,
+    issued,
+    https_receiver,
+    queued,
+    django_capture_on_commit_callbacks,
+):
+    hooks = https_receiver(issued("hooks.test"), [200])
+    job = pointed_at(make_job(receiver().url), f"https://hooks.test:{hooks.port}/hooks/segment")
+    finish(job, django_capture_on_commit_callbacks)
+    deliver_due(queued, django_capture_on_commit_callbacks)
+    assert WebhookDelivery.objects.get(job=job).state == "delivered"
+    _, headers, body = hooks.requests[0]
+    secret = alice.get("/api/v1/account/").json()["webhook_secret"]
+    assert Webhook(secret).verify(body, headers)["id"] == str(job.id)
+
+
+def test_a_delivery_to_a_receiver_with_a_self_signed_certificate_is_retried_and_sends_nothing(
+    make_job,
+    receiver,
+    checked_to_localhost,
+    test_ca,
+    https_receiver,
+    queued,
+    settings,
+    tmp_path,
+    django_capture_on_commit_callbacks,
+):
+    settings.WEBHOOK_RETRY_DELAYS = [5]
+    hooks = https_receiver(write_self_signed("hooks.test", tmp_path))
+    job = pointed_at(make_job(receiver().url), f"https://hooks.test:{hooks.port}/hooks/segment")
+    finish(job, django_capture_on_commit_callbacks)
+    deliver_due(queued, django_capture_on_commit_callbacks)
+    delivery = WebhookDelivery.objects.get(job=job)
+    assert delivery.state == "pending" and queued == [(str(delivery.id), 5)]
+    (attempt,) = delivery.attempts.all()
+    assert attempt.status_code is None and "certificate verify failed" in attempt.error
+    assert hooks.requests == []  # the signed payload never left

@@ -46,8 +46,8 @@ class Outbox:
 
 @pytest.fixture
 def receiver(settings):
-    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
     started = ScriptedReceiver()
+    settings.WEBHOOK_ALLOWED_HOSTS = [f"127.0.0.1:{started.port}"]
     yield started
     started.close()
 

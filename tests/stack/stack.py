@@ -1,5 +1,5 @@
 """The whole service, as docker-compose runs it, on private Redis and PostgreSQL servers:
-gunicorn, model workers, the io worker and beat, each a real process.
+gunicorn, model workers, the io worker, the housekeeping worker and beat, each a real process.
 
 The test plays the operator (it kills, restarts and stops things, like compose's
 `restart: always` and a flaky host would) and the mobile client (it speaks HTTP only).
@@ -49,9 +49,24 @@ class Stack:
             WorkerProcess("io", log_path, self.env, "webhooks", ["--pool", "threads", "--concurrency", "4"])
         )
 
+    def start_housekeeping(self):
+        """The worker of everything beat schedules (the reaper, retention, the webhook sweep)."""
+        return self._started(
+            WorkerProcess(
+                "housekeeping",
+                self.folder / "housekeeping.log",
+                self.env,
+                "housekeeping",
+                ["--pool", "threads", "--concurrency", "3"],
+            )
+        )
+
     def start_beat(self):
-        """Beat, once its first reaper pass has run on the io worker (start that first): on a
-        new Redis, that pass sends every queued job again, not knowing what Redis held."""
+        """Beat, once its first reaper pass has run on the housekeeping worker (started here
+        unless it runs already: beat's tasks run nowhere else). On a new Redis, that pass
+        sends every queued job again, not knowing what Redis held."""
+        if not any(process.name == "housekeeping" and process.alive() for process in self.processes):
+            self.start_housekeeping()
         beat = self._started(BeatProcess(self.folder / "beat.log", self.env, self.folder / "beat-schedule"))
         if is_redis(self.env["CELERY_BROKER_URL"]):  # RabbitMQ keeps its queues: no marker
             broker = redis.Redis.from_url(self.env["CELERY_BROKER_URL"])
@@ -81,10 +96,10 @@ class Stack:
         return collections.Counter(re.findall(r"job ([0-9a-f-]{36}) succeeded", self.worker_logs()))
 
     def reaped(self):
-        """What the reaper did, summed over its passes (its log lines in the io worker)."""
+        """What the reaper did, summed over its passes (its log lines in the housekeeping worker)."""
         totals = collections.Counter()
         for process in self.processes:
-            if process.name == "io":
+            if process.name == "housekeeping":
                 for counts in re.findall(r"reaped orphaned jobs: (\{[^}]*\})", process.log()):
                     totals.update(ast.literal_eval(counts))
         return totals

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.conftest import gradient, image_bytes
+from tests.tls import server_context
 from workers.fetching import ImageURLError, fetch_image
 
 PNG = image_bytes(gradient())
@@ -22,7 +23,7 @@ PNG = image_bytes(gradient())
 class ImageServer:
     """Serves `routes`: path -> (status, headers, body); the body may be a callable(wfile)."""
 
-    def __init__(self, routes):
+    def __init__(self, routes, tls=None):
         self.routes, self.hits = routes, []
         server = self
 
@@ -43,7 +44,10 @@ class ImageServer:
                 pass
 
         self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+        if tls is not None:  # a server-side ssl.SSLContext: HTTPS, the handshake at accept
+            self.http.socket = tls.wrap_socket(self.http.socket, server_side=True)
+        self.port = self.http.server_address[1]
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         threading.Thread(target=self.http.serve_forever, daemon=True).start()
 
     def close(self):
@@ -55,8 +59,8 @@ class ImageServer:
 def serve():
     servers = []
 
-    def start(routes):
-        servers.append(ImageServer(routes))
+    def start(routes, tls=None):
+        servers.append(ImageServer(routes, tls))
         return servers[-1]
 
     yield start
@@ -171,3 +175,21 @@ def test_a_closed_port_is_unreachable(allow_local):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again when the block ends
     assert refusal(f"http://127.0.0.1:{port}/photo.png").code == "image_url_unreachable"
+
+
+PHOTO_ROUTE = {"/photo.png": (200, {"Content-Type": "image/png"}, PNG)}
+
+
+def test_an_https_image_from_a_host_with_a_trusted_certificate_is_fetched(
+    serve, checked_to_localhost, issued
+):
+    server = serve(PHOTO_ROUTE, server_context(issued("img.test")))
+    assert fetch_image(f"https://img.test:{server.port}/photo.png") == PNG
+
+
+def test_a_certificate_for_another_host_is_unreachable_and_says_it(serve, checked_to_localhost, issued):
+    # Trusted, but for another name: refused before the GET, as a client's error, not a crash.
+    server = serve(PHOTO_ROUTE, server_context(issued("evil.test")))
+    error = refusal(f"https://img.test:{server.port}/photo.png")
+    assert error.code == "image_url_unreachable" and "doesn't match" in error.message
+    assert server.hits == []

@@ -2,7 +2,7 @@
 
     python manage.py webhook_receiver --port 9000 --secret whsec_...
 
-Point a job's webhook_url at it (allow its host with WEBHOOK_ALLOWED_HOSTS). --fail and
+Point a job's webhook_url at it (exempt it with WEBHOOK_ALLOWED_HOSTS=127.0.0.1:9000). --fail and
 --delay make it misbehave on purpose, to watch retries and timeouts.
 """
 
