@@ -14,9 +14,9 @@ SHARED_MODELS ?= ../shared/models
 WITH_SECRET = SECRET_KEY=$${SECRET_KEY:-$$(cat .secret_key)}
 MANAGE = $(WITH_SECRET) $(BIN)/python manage.py
 
-.PHONY: setup venv models migrate test test-fast run bench bench-tools proxy-tools clean
+.PHONY: setup venv models migrate test test-fast run bench bench-tools proxy-tools browser-tools clean
 
-setup: venv .secret_key models migrate proxy-tools
+setup: venv .secret_key models migrate proxy-tools browser-tools
 
 venv: $(VENV)/.installed
 
@@ -81,6 +81,13 @@ proxy-tools:
 	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ apt-get install -y -qq nginx || { apt-get update -qq && apt-get install -y -qq nginx; }; }; } || \
 		echo "nginx is not installed: make run PROXY=nginx and its test need it"
+
+# Chromium, for the browser test of the page at / (Playwright drives it; a browser download
+# of Playwright's own cannot work here), from the distribution where this user may install it.
+browser-tools:
+	@[ -x /usr/bin/chromium ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get install -y -qq chromium || { apt-get update -qq && apt-get install -y -qq chromium; }; }; } || \
+		echo "chromium is not installed: the browser test of the page at / skips without it"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -10,11 +10,17 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pillow_heif
 from PIL import Image
 
 # Formats we accept. Pillow can open many more (EPS runs Ghostscript, for one); an
-# allow-list keeps the attack surface to well-fuzzed decoders.
-ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
+# allow-list keeps the attack surface to well-fuzzed decoders. HEIF is an iPhone's HEIC
+# (pillow-heif, registered here); AVIF is Pillow's own.
+ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "AVIF"}
+# HEIF's container turns the picture (irot/imir) and libheif applies that while decoding;
+# pillow-heif then sets the EXIF orientation to 1, so it is never applied twice. Pillow's
+# AVIF reader reports the container's turn as the EXIF orientation instead, applied below.
+pillow_heif.register_heif_opener()
 
 # Pillow's own bomb check only warns below 2x its limit; we enforce our limit ourselves
 # before decoding, so its module-wide limit is lifted to avoid a second, different rule.
@@ -24,7 +30,18 @@ Image.MAX_IMAGE_PIXELS = None
 # IndexError on broken headers (Image.open itself takes those to mean "not this format"),
 # from load() on a TIFF whose strip offsets have the wrong type and from exif_transpose()
 # on an EXIF block whose values do not fit their declared types: a 500 otherwise.
-DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, TypeError, IndexError)
+# pillow-heif and Pillow's AVIF reader raise RuntimeError for what libheif and libavif refuse
+# ("Decoding of color planes failed", "Missing or empty image item").
+DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    TypeError,
+    IndexError,
+    RuntimeError,
+)
 
 
 class ImageError(Exception):

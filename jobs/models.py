@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 
 # Webhook events a job may ask for; `completed` covers succeeded, failed and canceled.
 WEBHOOK_EVENTS = ("running", "completed")
+# A batch's own: every one of its jobs has ended (jobs/lifecycle/batches.py).
+BATCH_COMPLETED = "batch.completed"
+BATCH_WEBHOOK_EVENTS = (BATCH_COMPLETED,)
+# Every event a delivery may carry.
+DELIVERY_EVENTS = WEBHOOK_EVENTS + BATCH_WEBHOOK_EVENTS
 
 
 def effects():
@@ -40,6 +45,36 @@ def job_dir(job_id):
 def input_upload_to(job, filename):
     # The client's file name is kept in input_name only; paths are ours alone.
     return f"{job_dir(job.id)}/{filename}"
+
+
+class Batch(models.Model):
+    """Jobs submitted together with one set of options: one id to follow them by, and one
+    `batch.completed` webhook once every one of them has ended (jobs/lifecycle/batches.py)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches")
+    created_at = models.DateTimeField(default=timezone.now)
+    # When all its jobs had ended (the first time): set once, under the batch's row lock, by
+    # the transition of the last of them.
+    finished_at = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    webhook_url = models.CharField(max_length=2000, blank=True)
+    webhook_events = models.JSONField(default=list, blank=True, help_text="the batch's own events")
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "batches"
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="one_batch_per_idempotency_key",
+            )
+        ]
+
+    def __str__(self):
+        return f"batch {self.id}"
 
 
 class Job(models.Model):
@@ -102,6 +137,10 @@ class Job(models.Model):
 
     webhook_url = models.CharField(max_length=2000, blank=True)
     webhook_events = models.JSONField(default=list, blank=True, help_text="events sent to webhook_url")
+    # The batch it was submitted in, if any (deleting the batch deletes it), and the
+    # position of its image there.
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, null=True, blank=True, related_name="jobs")
+    batch_index = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -247,6 +286,28 @@ class Job(models.Model):
             Q(status__in=self.ACTIVE), status=self.Status.CANCELED, finished_at=timezone.now()
         )
 
+    def run_again(self):
+        """failed -> queued, as a fresh job: no error, no times, and JOB_MAX_ATTEMPTS
+        attempts again (a job that failed with `worker_lost` has used them all, and would
+        never be claimed). Not sent yet: the caller sends it, or the reaper does."""
+        return self._transition(
+            Q(status=self.Status.FAILED),
+            status=self.Status.QUEUED,
+            stage=self.Stage.QUEUED,
+            attempts=0,
+            worker="",
+            error_code="",
+            error_message="",
+            result=None,
+            outputs={},
+            enqueued_at=None,
+            started_at=None,
+            finished_at=None,
+            queue_ms=None,
+            inference_ms=None,
+            rendering_ms=None,
+        )
+
 
 def new_webhook_secret():
     # Standard Webhooks: "whsec_" and the base64 of 24 to 64 random bytes.
@@ -284,10 +345,11 @@ class WebhookSecret(models.Model):
 
 
 class WebhookDelivery(models.Model):
-    """One event of one job for its webhook URL: the message, sent until it is delivered.
+    """One event of one job (or batch) for its webhook URL: the message, sent until it is
+    delivered.
 
     Its id is the Standard Webhooks `webhook-id`, the same on every attempt, so receivers
-    can drop duplicates. The payload is the job as it was when the event happened.
+    can drop duplicates. The payload is the job (or batch) as it was when the event happened.
     """
 
     class State(models.TextChoices):
@@ -296,8 +358,18 @@ class WebhookDelivery(models.Model):
         FAILED = "failed"  # refused (4xx) or out of retries
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="webhook_deliveries")
-    event = models.CharField(max_length=16, choices=[(e, e) for e in WEBHOOK_EVENTS])
+    # Whose secret signs it and whose share of the io worker it takes (the job's or batch's owner).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    # Of a job, or of a batch (`batch.completed`): one of the two.
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, null=True, blank=True, related_name="webhook_deliveries"
+    )
+    batch = models.ForeignKey(
+        Batch, on_delete=models.CASCADE, null=True, blank=True, related_name="webhook_deliveries"
+    )
+    event = models.CharField(max_length=16, choices=[(e, e) for e in DELIVERY_EVENTS])
     url = models.CharField(max_length=2000)
     payload = models.TextField()
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
@@ -312,11 +384,23 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["created_at"]
         verbose_name_plural = "webhook deliveries"
-        constraints = [models.UniqueConstraint(fields=["job", "event"], name="one_delivery_per_job_event")]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "event"], name="one_delivery_per_job_event"),
+            models.UniqueConstraint(fields=["batch", "event"], name="one_delivery_per_batch_event"),
+            models.CheckConstraint(
+                condition=Q(job__isnull=False, batch__isnull=True) | Q(job__isnull=True, batch__isnull=False),
+                name="delivery_of_a_job_or_a_batch",
+            ),
+        ]
         indexes = [models.Index(fields=["state", "next_attempt_at"])]
 
     def __str__(self):
-        return f"{self.event} webhook of job {self.job_id} ({self.state})"
+        return f"{self.event} webhook of {self.subject} ({self.state})"
+
+    @property
+    def subject(self):
+        """What it announces, for logs: `job <id>` or `batch <id>`."""
+        return f"job {self.job_id}" if self.job_id else f"batch {self.batch_id}"
 
 
 class WebhookAttempt(models.Model):

@@ -6,6 +6,7 @@ name in the message, not surface later as a confusing error or a silent default.
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -91,6 +92,25 @@ def env_host_port_list(name):
             )
         entries.append(f"{host.lower()}:{int(port)}")
     return entries
+
+
+def env_origin_list(name):
+    """Comma-separated web origins, `scheme://host[:port]` each, e.g.
+    CORS_ALLOWED_ORIGINS=https://app.example.com,http://localhost:5173. A path, a trailing
+    slash or a wildcard is refused: browsers send the origin alone, so it would never match."""
+    origins = []
+    for item in env_list(name, []):
+        parts = urlsplit(item)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or item != f"{parts.scheme}://{parts.netloc}"
+        ):
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an origin (scheme://host[:port], e.g. https://app.example.com)"
+            )
+        origins.append(item.lower())
+    return origins
 
 
 def env_path(name, default):

@@ -8,9 +8,19 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from corsheaders.defaults import default_headers
 from django.core.exceptions import ImproperlyConfigured
 
-from segsite.env import env_bool, env_host_port_list, env_int, env_int_list, env_list, env_path, env_str
+from segsite.env import (
+    env_bool,
+    env_host_port_list,
+    env_int,
+    env_int_list,
+    env_list,
+    env_origin_list,
+    env_path,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -46,12 +56,17 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served by us: no CDN needed
+    "corsheaders",
     "jobs",
     "workers",
+    "tryit",  # the page at / to try the service in a browser
 ]
 
 MIDDLEWARE = [
     "jobs.ops.health.ProbeMiddleware",  # probes skip the host check (see there)
+    # Before anything that answers by itself (the status read cache): every answer to an
+    # allowed origin carries its CORS headers, preflights are answered here.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "jobs.api.readcache.ReadCacheMiddleware",  # cached status reads skip the rest
@@ -189,6 +204,9 @@ MAX_QUEUED_JOBS_PER_USER = env_int("MAX_QUEUED_JOBS_PER_USER", 100, minimum=1)
 MAX_QUEUED_JOBS = env_int("MAX_QUEUED_JOBS", 5000, minimum=1)
 # Each anonymous compatible client's, by address (COMPAT_ALLOW_ANONYMOUS).
 MAX_QUEUED_JOBS_PER_ADDRESS = env_int("MAX_QUEUED_JOBS_PER_ADDRESS", 10, minimum=1)
+# Images one POST /api/v1/batches/ may carry. At most 99: Django refuses a request of more
+# than DATA_UPLOAD_MAX_NUMBER_FILES (100) files, and a cutout's background is one more.
+MAX_BATCH_SIZE = env_int("MAX_BATCH_SIZE", 20, minimum=1, maximum=99)
 # Interpreter threads per worker process; 0 means the cores the process may use.
 INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0, minimum=0)
 # Lifetime of the signed file URLs in a job's result.
@@ -333,6 +351,17 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 
+# --- Browsers on other origins (django-cors-headers) ---------------------------------------
+# Origins whose pages may call the API with a token, e.g. https://app.example.com (scheme,
+# host and port, comma-separated); none by default. Tokens travel in the Authorization
+# header, never in cookies, so no credentials mode is needed. File downloads (signed URLs)
+# carry the headers too, so a canvas can read a mask's pixels. The admin is left out.
+CORS_ALLOWED_ORIGINS = env_origin_list("CORS_ALLOWED_ORIGINS")
+CORS_URLS_REGEX = r"^/(?!admin/)"
+CORS_ALLOW_HEADERS = (*default_headers, "idempotency-key", "prefer")
+CORS_EXPOSE_HEADERS = ["Location", "Retry-After", "Preference-Applied"]
+CORS_PREFLIGHT_MAX_AGE = 3600
+
 # --- REST framework -----------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
@@ -384,6 +413,7 @@ SPECTACULAR_SETTINGS = {
         "JobTask": "core.specs.JOB_TASKS",
         "ModelTask": "core.specs.TASKS",
         "WebhookEvent": "jobs.models.WEBHOOK_EVENTS",
+        "DeliveryEvent": "jobs.models.DELIVERY_EVENTS",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -12,6 +12,8 @@ urlpatterns = [
     path("api/v1/", include("jobs.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # The page to try the service in a browser, a client of the API above.
+    path("", include("tryit.urls")),
     # Other servers' protocols at their own paths, so their clients need only a new host.
     path("", include("jobs.compat.urls")),
 ]

@@ -10,6 +10,7 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+import pillow_heif
 from PIL import Image
 
 from tests.conftest import gradient, image_bytes
@@ -52,6 +53,28 @@ def _animated_gif():
 def _sixteen_bit_png():
     array = (np.linspace(0, 65535, 64 * 48).reshape(48, 64)).astype(np.uint16)
     return image_bytes(Image.fromarray(array))  # uint16 arrays open as mode I;16
+
+
+def turned_by_its_container(picture, fmt):
+    """`picture` as an iPhone stores a photo taken on its side: the pixels as the sensor
+    read them, a container box (HEIF/AVIF irot) and EXIF orientation 6 saying "turn 90°
+    clockwise to show". Decoded and turned, it shows as `picture` does; raw, it would not.
+
+    AVIF: Pillow writes irot from the EXIF orientation. HEIC: pillow-heif's from_pillow
+    writes the box but turns the pixels it is given half a turn on the way (pillow-heif 1.8.1,
+    libheif 1.23), so it is given the picture turned 180° (test_imageio checks the result).
+    """
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = picture.transpose(Image.Transpose.ROTATE_90)  # the sensor's view: 90° back
+    buffer = io.BytesIO()
+    if fmt == "AVIF":
+        stored.save(buffer, "AVIF", exif=exif.tobytes(), quality=90)
+    else:
+        given = picture.transpose(Image.Transpose.ROTATE_180)
+        given.info["exif"] = exif.tobytes()
+        pillow_heif.from_pillow(given).save(buffer, quality=90)
+    return buffer.getvalue()
 
 
 def cases():
@@ -98,4 +121,20 @@ def cases():
         Case("tiff", image_bytes(gradient(), "TIFF"), "img.tif", "ok", (64, 48)),
         Case("very wide strip", image_bytes(gradient(2000, 2)), "strip.png", "ok", (2000, 2)),
         Case("jpeg named .png", jpeg, "mislabelled.png", "ok", (64, 48)),
+        Case("heic", image_bytes(gradient(), "HEIF"), "IMG_0001.HEIC", "ok", (64, 48)),
+        Case("avif", image_bytes(gradient(), "AVIF"), "img.avif", "ok", (64, 48)),
+        Case(
+            "heic turned by its container",
+            turned_by_its_container(Image.fromarray(gradient()), "HEIF"),
+            "IMG_0002.HEIC",
+            "ok",
+            (64, 48),
+        ),
+        Case(
+            "avif turned by its container",
+            turned_by_its_container(Image.fromarray(gradient()), "AVIF"),
+            "turned.avif",
+            "ok",
+            (64, 48),
+        ),
     ]

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -171,6 +172,25 @@ def test_env_host_port_list_refuses_an_entry_without_one_port_by_name(monkeypatc
     monkeypatch.setenv(NAME, f"127.0.0.1:9000,{value}")
     with pytest.raises(ImproperlyConfigured, match=f"{NAME}: '{value}' is not host:port"):
         env_host_port_list(NAME)
+
+
+def test_env_origin_list_reads_web_origins(monkeypatch):
+    from segsite.env import env_origin_list
+
+    monkeypatch.setenv(NAME, " https://App.example.com, http://localhost:5173 ")
+    assert env_origin_list(NAME) == ["https://app.example.com", "http://localhost:5173"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["app.example.com", "https://app.example.com/", "https://app.example.com/page", "*", "ftp://x.org"],
+)
+def test_env_origin_list_refuses_what_no_browser_sends_as_an_origin(monkeypatch, value):
+    from segsite.env import env_origin_list
+
+    monkeypatch.setenv(NAME, value)
+    with pytest.raises(ImproperlyConfigured, match=f"{NAME}: '{re.escape(value)}' is not an origin"):
+        env_origin_list(NAME)
 
 
 def test_the_webhook_settings_read_their_variables():

@@ -51,6 +51,8 @@ def test_the_schema_is_valid_openapi_3_and_lists_every_endpoint(client):
     assert set(document["paths"]) == {
         "/api/v1/account/",
         "/api/v1/account/rotate-webhook-secret/",
+        "/api/v1/batches/",
+        "/api/v1/batches/{id}/",
         "/api/v1/jobs/",
         "/api/v1/jobs/{id}/",
         "/api/v1/jobs/{id}/cancel/",

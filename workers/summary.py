@@ -1,8 +1,10 @@
-"""JSON summaries of results: per-class pixel counts, per-instance boxes and COCO RLE."""
+"""JSON summaries of results: per-class pixel counts, per-instance boxes, COCO RLE and
+polygons."""
 
 import numpy as np
 from pycocotools import mask as coco_mask
 
+from workers.polygons import instance_polygons
 from workers.rendering import pixel_counts
 
 
@@ -19,8 +21,9 @@ def semantic_summary(class_map, labels, counts=None):
 
 
 def instance_summary(instances, height, width, labels):
+    outlines, budget = instance_polygons(instances)
     items = []
-    for index, instance in enumerate(instances, start=1):
+    for index, (instance, polygons) in enumerate(zip(instances, outlines, strict=True), start=1):
         x0, y0, x1, y1 = instance.box
         rle = coco_mask.encode(np.asfortranarray(instance.full_mask(height, width)))
         items.append(
@@ -32,9 +35,10 @@ def instance_summary(instances, height, width, labels):
                 "bbox": [x0, y0, x1 - x0, y1 - y0],
                 "area": int(instance.mask.sum()),
                 "rle": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
+                "polygons": polygons,
             }
         )
-    return {"image_size": [width, height], "instances": items}
+    return {"image_size": [width, height], "instances": items, "polygon_budget": budget}
 
 
 def matte_summary(alpha, labels):

@@ -15,8 +15,9 @@ from jobs.models import Job
 RETRY_AFTER_SECONDS = 30
 
 
-def check_capacity(user, client_address=""):
-    """Raise a 429 when this user, or the whole service, has too many jobs waiting.
+def check_capacity(user, client_address="", count=1):
+    """Raise a 429 when `count` more jobs would be too many waiting, for this user or the
+    whole service: a batch fits whole or not at all.
 
     An anonymous compatible client (`client_address` given) is capped per address instead:
     every such client runs as the one anonymous user, whose cap one of them would fill.
@@ -28,9 +29,14 @@ def check_capacity(user, client_address=""):
     queued = Job.objects.filter(status=Job.Status.QUEUED).aggregate(  # both in one query
         mine=Count("pk", filter=mine), everyone=Count("pk")
     )
-    if queued["mine"] >= cap:
-        raise _too_many("too_many_queued_jobs", f"You have {cap} jobs waiting; submit more as they finish.")
-    if queued["everyone"] >= settings.MAX_QUEUED_JOBS:
+    if queued["mine"] + count > cap:
+        raise _too_many(
+            "too_many_queued_jobs",
+            f"You have {queued['mine']} jobs waiting of at most {cap}; submit more as they finish."
+            if count == 1
+            else f"You have {queued['mine']} jobs waiting of at most {cap}: {count} more do not fit.",
+        )
+    if queued["everyone"] + count > settings.MAX_QUEUED_JOBS:
         raise _too_many("queue_full", "The service has all the work it can queue; try again shortly.")
 
 

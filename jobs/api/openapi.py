@@ -60,16 +60,24 @@ DESCRIPTIONS = {
 SUBMIT_ERRORS = (400, 401, 409, 413, 415, 503)
 SYNC_ERRORS = (202, 400, 401, 409, 413, 415, 502, 503)
 
-WAIT_PARAMETERS = [
-    OpenApiParameter(
-        "Prefer",
-        OpenApiTypes.STR,
-        OpenApiParameter.HEADER,
-        description="`wait=N` (RFC 7240), N from 0 to 60: answer once the job has finished (201) "
-        "or N seconds have passed (202)",
-    ),
-    OpenApiParameter("wait", OpenApiTypes.INT, description="as `Prefer: wait=N`"),
-]
+
+def _wait_parameters(answer):
+    return [
+        OpenApiParameter(
+            "Prefer",
+            OpenApiTypes.STR,
+            OpenApiParameter.HEADER,
+            description=f"`wait=N` (RFC 7240), N from 0 to 60: {answer}",
+        ),
+        OpenApiParameter("wait", OpenApiTypes.INT, description="as `Prefer: wait=N`"),
+    ]
+
+
+WAIT_PARAMETERS = _wait_parameters("answer once the job has finished (201) or N seconds have passed (202)")
+POLL_PARAMETERS = _wait_parameters(
+    "answer once the job has finished or N seconds have passed, whichever comes first (long polling)"
+)
+
 SUBMIT_PARAMETERS = WAIT_PARAMETERS + [
     OpenApiParameter(
         "Idempotency-Key",
@@ -80,7 +88,16 @@ SUBMIT_PARAMETERS = WAIT_PARAMETERS + [
     ),
 ]
 
-FILE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp", "image/tiff"]
+FILE_TYPES = [
+    "image/png",
+    "image/jpeg",
+    "image/webp",
+    "image/gif",
+    "image/bmp",
+    "image/tiff",
+    "image/heic",
+    "image/avif",
+]
 FILE_RESPONSES = {
     **{(200, media): OpenApiTypes.BINARY for media in FILE_TYPES},
     302: OpenApiResponse(

@@ -160,6 +160,7 @@ def cached_answer(request):
         and match
         and token
         and not request.META.get("QUERY_STRING")
+        and "HTTP_PREFER" not in request.META  # a long poll (Prefer: wait) waits in the view
         and request.META.get("HTTP_ACCEPT", "") in PLAIN_ACCEPT
     ):
         return None

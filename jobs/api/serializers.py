@@ -181,14 +181,22 @@ class JobResultSerializer(serializers.Serializer):
         child=serializers.URLField(), help_text="kind (mask, overlay, instances, alpha) -> signed URL"
     )
     summary = serializers.DictField(
-        help_text="per-class pixel counts, the instances with their RLE masks, a matte's foreground "
-        "fraction, or a cutout's foreground fraction, box and classes"
+        help_text="per-class pixel counts; the instances with their RLE masks and polygons (pixel "
+        "corners of the original photo, `polygons: [{exterior, holes}]`, at most `polygon_budget."
+        "max_points` points per job); a matte's foreground fraction; or a cutout's foreground "
+        "fraction, box and classes"
     )
 
 
 class JobErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
+
+
+class JobBatchSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    url = serializers.URLField()
+    index = serializers.IntegerField(help_text="this job's image's position in the batch, from 0")
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -216,12 +224,14 @@ class JobSerializer(serializers.ModelSerializer):
             "attempts",
             "result",
             "error",
+            "batch",
             "webhook_url",
             "webhook_events",
             "webhook_deliveries",
         ]
 
     webhook_deliveries = serializers.SerializerMethodField()
+    batch = serializers.SerializerMethodField(help_text="the batch it was submitted in; null for a job alone")
     progress = serializers.SerializerMethodField(
         help_text="while queued or running: queued, decoding, inferring or rendering (which includes storing the files); null once ended"
     )
@@ -241,6 +251,13 @@ class JobSerializer(serializers.ModelSerializer):
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, job):
         return absolute_url(self.context.get("request"), reverse("job-detail", kwargs={"pk": job.id}))
+
+    @extend_schema_field(JobBatchSerializer(allow_null=True))
+    def get_batch(self, job):
+        if job.batch_id is None:
+            return None
+        url = absolute_url(self.context.get("request"), reverse("batch-detail", kwargs={"pk": job.batch_id}))
+        return {"id": str(job.batch_id), "url": url, "index": job.batch_index}
 
     @extend_schema_field(JobInputSerializer)
     def get_input(self, job):

@@ -9,7 +9,7 @@ from rest_framework import serializers, status
 
 from core.imageio import ImageError, inspect_image
 from jobs.api.errors import APIError
-from jobs.webhooks.addresses import WebhookURLError, check_syntax
+from jobs.webhooks.addresses import WebhookURLError, check_syntax, refused_literal
 
 # Multipart framing and the small form fields around the image.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -69,11 +69,19 @@ def queue_unavailable():
 def image_url_validator(url):
     """A field validator for an image URL a worker will fetch, the same on every endpoint.
 
-    Only what needs no DNS lookup is checked here, in the web thread; the address rules
-    apply in the worker, at every redirect (workers/fetching.py).
+    Only what needs no DNS lookup is checked here, in the web thread: the syntax, and the
+    address when the host is one (http://169.254.169.254/ is refused at once). For a host
+    name the address rules apply in the worker, at every redirect (workers/fetching.py).
     """
     if url:
         try:
             check_syntax(url)
         except WebhookURLError as exc:
             raise serializers.ValidationError(str(exc), code="invalid_image_url") from None
+        kind = refused_literal(url, settings.IMAGE_URL_ALLOWED_HOSTS)
+        if kind:
+            raise serializers.ValidationError(
+                f"the URL's host is a {kind} address; images are fetched from public addresses only "
+                "(an operator may allow a host with IMAGE_URL_ALLOWED_HOSTS)",
+                code="invalid_image_url",
+            )

@@ -1,10 +1,12 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from jobs.api.batches import BatchViewSet
 from jobs.api.views import AccountView, JobFileView, JobViewSet, ModelListView, RotateWebhookSecretView
 
 router = SimpleRouter()
 router.register("jobs", JobViewSet, basename="job")
+router.register("batches", BatchViewSet, basename="batch")
 
 urlpatterns = [
     path("models/", ModelListView.as_view(), name="model-list"),

@@ -22,6 +22,7 @@ from jobs.api.openapi import (
     FILE_PARAMETERS,
     FILE_RESPONSES,
     MODEL_LIST,
+    POLL_PARAMETERS,
     SUBMIT_ERRORS,
     SUBMIT_PARAMETERS,
     errors,
@@ -32,7 +33,7 @@ from jobs.lifecycle import services
 from jobs.lifecycle.resolver import catalog, default_models
 from jobs.lifecycle.services import EXTENSIONS, DuplicateSubmit, delete_job
 from jobs.lifecycle.storage import job_file_path
-from jobs.lifecycle.waiting import waiting_slot
+from jobs.lifecycle.waiting import wait_until_finished, waiting_slot
 from jobs.models import Job, WebhookSecret
 
 
@@ -41,7 +42,11 @@ from jobs.models import Job, WebhookSecret
         summary="The caller's jobs, newest first",
         responses={200: JobSerializer(many=True), **errors([400, 401, 404])},
     ),
-    retrieve=extend_schema(summary="One job", responses={200: JobSerializer, **errors([401, 404])}),
+    retrieve=extend_schema(
+        summary="One job; with a wait, once it has finished or the wait is over (long polling)",
+        parameters=POLL_PARAMETERS,
+        responses={200: JobSerializer, **errors([400, 401, 404])},
+    ),
     destroy=extend_schema(summary="Delete a job and its files", responses={204: None, **errors([401, 404])}),
     create=extend_schema(
         summary="Submit an image",
@@ -76,11 +81,22 @@ class JobViewSet(
         return jobs
 
     def retrieve(self, request, pk=None):
+        # Long polling: a phone that reconnects asks again with a wait, and is answered as
+        # soon as the job ends, on the submit's waiting slots (a full process answers now).
+        wait, prefer_header = _requested_wait(request)
+        headers = {}
+        if wait:
+            job = self.get_object()  # 404 before waiting: another's job holds no slot
+            with waiting_slot() as free:
+                if free and job.status not in Job.TERMINAL:
+                    wait_until_finished(job.id, wait)
+                if free and prefer_header:
+                    headers["Preference-Applied"] = f"wait={wait}"
         seen = readcache.generation(pk)  # before the read: a write after it voids the entry
-        job = self.get_object()
+        job = self.get_object()  # fresh; 404 if it was deleted while we waited
         body = self.get_serializer(job).data
         readcache.remember(request, job, body, seen)
-        return Response(body)
+        return Response(body, headers=headers)
 
     def filter_queryset(self, queryset):
         # A detail URL names its job: building the list's FilterSet for it cost a third of
@@ -92,7 +108,7 @@ class JobViewSet(
         #    before anything is stored.
         check_content_length(request)
         wait, prefer_header = _requested_wait(request)
-        idempotency_key = _idempotency_key(request)
+        idempotency_key = idempotency_key_of(request)
         earlier = services.job_with_key(request.user, idempotency_key)
         if earlier is None:
             check_capacity(request.user)  # a retry of an accepted submit is never refused
@@ -169,7 +185,7 @@ def _replay(request, job):
     return Response(body, headers={"Location": str(body["url"]), "Idempotent-Replayed": "true"})
 
 
-def _idempotency_key(request):
+def idempotency_key_of(request):
     """The Idempotency-Key header: up to 255 visible ASCII characters, or none."""
     key = request.headers.get("Idempotency-Key", "")
     if key and not re.fullmatch(r"[\x21-\x7e]{1,255}", key):

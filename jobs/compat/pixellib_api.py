@@ -40,7 +40,9 @@ class PixelLibRequest(serializers.Serializer):
 
 
 class PixelLibResponse(serializers.Serializer):
-    output_image = serializers.CharField(help_text="The overlay, base64, in the input image's format")
+    output_image = serializers.CharField(
+        help_text="The overlay, base64, in the input image's format (JPEG for HEIC and AVIF)"
+    )
 
 
 def decode_base64(text):
@@ -60,8 +62,10 @@ def decode_base64(text):
 
 
 def encode_like(png_bytes, image_format):
-    """The overlay re-encoded in the client's own format, as base64."""
+    """The overlay re-encoded in the client's own format, as base64; JPEG for a HEIC or AVIF
+    photo (their encoders take seconds in a web thread, and every client reads JPEG)."""
     image = Image.open(io.BytesIO(png_bytes))
+    image_format = "JPEG" if image_format in ("HEIF", "AVIF") else image_format
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format=image_format, **SAVE_OPTIONS.get(image_format, {}))
     return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -8,7 +8,7 @@ themselves with on_commit), so nothing is announced that could still roll back.
 """
 
 from jobs.api import readcache
-from jobs.lifecycle import waiting
+from jobs.lifecycle import batches, waiting
 from jobs.ops import metrics
 from jobs.webhooks import outbox
 
@@ -16,6 +16,7 @@ from jobs.webhooks import outbox
 def status_changed(job):
     readcache.forget(job.pk)  # no status read may serve the old status from now on
     outbox.record_event(job)  # the webhook delivery for this event, if the job asked for it
+    batches.job_ended(job)  # its batch finished, with its batch.completed delivery, if this was the last
     waiting.publish_if_finished(job)  # wakes `Prefer: wait` requests, on commit
     metrics.job_transitioned(job)  # finished-job counters and timings, on commit
 

@@ -17,7 +17,16 @@ from jobs.ops import metrics
 log = logging.getLogger(__name__)
 
 SEGMENT_TASK = "workers.tasks.segment"
-EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif"}
+EXTENSIONS = {
+    "JPEG": ".jpg",
+    "PNG": ".png",
+    "WEBP": ".webp",
+    "GIF": ".gif",
+    "BMP": ".bmp",
+    "TIFF": ".tif",
+    "HEIF": ".heic",
+    "AVIF": ".avif",
+}
 
 
 class BrokerUnavailable(Exception):
@@ -36,52 +45,17 @@ class DuplicateSubmit(Exception):
         self.job = job
 
 
-def create_job(
-    owner,
-    upload,
-    info,
-    spec,
-    options,
-    webhook_url="",
-    webhook_events=(),
-    idempotency_key="",
-    task=None,
-    files=None,
-    image_url="",
-    client_address="",
-):
+def create_job(owner, upload, info, spec, options, idempotency_key="", **fields):
     """Store the upload, commit the row, then queue the job.
 
-    `spec` is the model's, as the resolver answered it; `task` the job's when it is not the
-    model's own (a cutout); `files` more uploads to keep beside the input, by file name
-    (a cutout's background image). With `image_url` instead of an upload (`upload` and
-    `info` None), the worker fetches the photo (workers/fetching.py). Called outside any transaction (the API runs in autocommit): the worker must find the
-    committed row when the message arrives. Enqueueing explicitly after the commit, rather
-    than in an on_commit hook, lets a broker failure reach the caller as BrokerUnavailable.
-    The caller looks the idempotency key up first (job_with_key); two retries racing past
-    that look-up meet the unique constraint here, and the later one raises DuplicateSubmit.
+    `fields` are new_job's. Called outside any transaction (the API runs in autocommit): the
+    worker must find the committed row when the message arrives. Enqueueing explicitly after
+    the commit, rather than in an on_commit hook, lets a broker failure reach the caller as
+    BrokerUnavailable. The caller looks the idempotency key up first (job_with_key); two
+    retries racing past that look-up meet the unique constraint here, and the later one
+    raises DuplicateSubmit.
     """
-    job = Job(
-        owner=owner,
-        task=task or spec.task,
-        model=spec.name,
-        queue=spec.queue,
-        options=options,
-        input_name=Path(upload.name or "" if upload else urlsplit(image_url).path).name[:255],
-        input_url=image_url,
-        input_width=info.width if info else None,
-        input_height=info.height if info else None,
-        webhook_url=webhook_url,
-        webhook_events=list(webhook_events),
-        idempotency_key=idempotency_key,
-        client_address=client_address,
-    )
-    if upload is not None:
-        upload.seek(0)
-        job.input.save("input" + EXTENSIONS[info.format], upload, save=False)
-    for name, extra in (files or {}).items():
-        extra.seek(0)
-        default_storage.save(job_file_path(job, name), extra)
+    job = new_job(owner, upload, info, spec, options, idempotency_key=idempotency_key, **fields)
     try:
         with transaction.atomic():
             job.save(force_insert=True)
@@ -100,6 +74,55 @@ def create_job(
         job.delete()
         raise
     metrics.job_created(job)
+    return job
+
+
+def new_job(
+    owner,
+    upload,
+    info,
+    spec,
+    options,
+    webhook_url="",
+    webhook_events=(),
+    idempotency_key="",
+    task=None,
+    files=None,
+    image_url="",
+    client_address="",
+    batch=None,
+    batch_index=None,
+):
+    """An unsaved job with its input (and `files`) stored in its folder.
+
+    `spec` is the model's, as the resolver answered it; `task` the job's when it is not the
+    model's own (a cutout); `files` more uploads to keep beside the input, by file name
+    (a cutout's background image). With `image_url` instead of an upload (`upload` and
+    `info` None), the worker fetches the photo (workers/fetching.py).
+    """
+    job = Job(
+        owner=owner,
+        task=task or spec.task,
+        model=spec.name,
+        queue=spec.queue,
+        options=options,
+        input_name=Path(upload.name or "" if upload else urlsplit(image_url).path).name[:255],
+        input_url=image_url,
+        input_width=info.width if info else None,
+        input_height=info.height if info else None,
+        webhook_url=webhook_url,
+        webhook_events=list(webhook_events),
+        idempotency_key=idempotency_key,
+        client_address=client_address,
+        batch=batch,
+        batch_index=batch_index,
+    )
+    if upload is not None:
+        upload.seek(0)
+        job.input.save("input" + EXTENSIONS[info.format], upload, save=False)
+    for name, extra in (files or {}).items():
+        extra.seek(0)
+        default_storage.save(job_file_path(job, name), extra)
     return job
 
 
@@ -127,7 +150,13 @@ def enqueue(job):
 
 def delete_job(job):
     """Delete a job; its files go with it (jobs.signals). A running attempt finds the row
-    gone and removes what it wrote."""
+    gone and removes what it wrote.
+
+    A batch's unfinished job is canceled first: its end may be the batch's last, which
+    finishes the batch and writes its `batch.completed` (jobs/lifecycle/batches.py).
+    """
+    if job.batch_id and job.status in Job.ACTIVE:
+        job.cancel()
     job.delete()
 
 
@@ -148,3 +177,18 @@ def recover_orphans(worker):
     if recovered:
         log.warning("requeued %d job(s) orphaned by an earlier %s: %s", len(recovered), worker, recovered)
     return recovered
+
+
+def run_again(job):
+    """Queue a failed job again as a fresh run (the admin's "Run failed jobs again").
+
+    False if the job is no longer failed. Sent at once where the broker answers; where it
+    does not, the job waits queued and unsent, and the reaper sends it (jobs/ops/reaper.py).
+    """
+    if not job.run_again():
+        return False
+    try:
+        enqueue(job)
+    except BrokerUnavailable:
+        pass  # queued, never sent: the reaper's next pass sends it
+    return True

@@ -9,7 +9,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from jobs.lifecycle.storage import delete_job_files, last_modified
-from jobs.models import Job
+from jobs.models import Batch, Job
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,13 @@ def prune(older_than):
     for job in Job.objects.filter(status__in=Job.TERMINAL, created_at__lt=cutoff).iterator():
         job.delete()
         jobs += 1
-    counts = {"jobs": jobs, "orphaned_folders": delete_orphaned_files()}
+    # A batch goes with its last job: an empty one has nothing left to show.
+    _, deleted = Batch.objects.filter(created_at__lt=cutoff, jobs__isnull=True).delete()
+    counts = {
+        "jobs": jobs,
+        "batches": deleted.get("jobs.Batch", 0),
+        "orphaned_folders": delete_orphaned_files(),
+    }
     if any(counts.values()):
         log.info("pruned: %s", counts)
     return counts

@@ -160,6 +160,20 @@ def check_syntax(url):
     _parse(url)
 
 
+def refused_literal(url, exempt_hosts):
+    """Why a URL whose host is an IP address (in any spelling the resolver takes: 10.0.0.1,
+    [::1], 2130706433, 127.1) is refused ('loopback', 'private', ...), else None: what can be
+    told at submit without a DNS lookup. A host name is left to resolve()."""
+    host = _parse(url)[1]
+    if host in exempt_hosts:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError):
+        return None  # a name
+    return next(filter(None, (refused_kind(info[4][0]) for info in infos)), None)
+
+
 def refused_kind(address):
     """Why an address is refused ('loopback', 'private', ...), or None for a public one."""
     return _kind(ipaddress.ip_address(address.split("%", 1)[0]))  # drop an IPv6 zone (fe80::1%eth0)

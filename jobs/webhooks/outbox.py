@@ -11,6 +11,8 @@
    would be redelivered again and again. The sweep also resends what a broker outage or a
    killed worker dropped.
 4. A job's deliveries go out in event order: `completed` waits while `running` is pending.
+   A batch's `batch.completed` is written by the transition of its last job to end
+   (jobs/lifecycle/batches.py) and goes out on its own, whatever its jobs' deliveries do.
 5. A user has at most WEBHOOK_CONCURRENCY_PER_USER attempts under way. A message for one of
    their deliveries past that claims nothing (in milliseconds), and the delivery waits behind
    the user's own: each of their attempts that ends sends their next due ones. So a user
@@ -32,7 +34,7 @@ from django.db.models import Exists, F, OuterRef, Q, Window
 from django.db.models.functions import Now, RowNumber
 from django.utils import timezone
 
-from jobs.models import Job, WebhookAttempt, WebhookDelivery, WebhookSecret
+from jobs.models import BATCH_COMPLETED, Job, WebhookAttempt, WebhookDelivery, WebhookSecret
 from jobs.ops import metrics
 from jobs.webhooks import transport
 from jobs.webhooks.signing import signature_headers
@@ -65,31 +67,56 @@ def record_event(job):
     event = event_of(job.status)
     if not job.webhook_url or event not in job.webhook_events:
         return
+
+    def payload():
+        from jobs.api.serializers import JobEventSerializer
+
+        return _rendered(JobEventSerializer(job, context={"request": None}))
+
+    # Once per job: a requeued job's second claim sends nothing.
+    _record_delivery(event, job.webhook_url, job.owner_id, payload, job=job)
+
+
+def record_batch_event(batch):
+    """Within the transaction that finished the batch: its `batch.completed`, if asked for."""
+    if not batch.webhook_url or BATCH_COMPLETED not in batch.webhook_events:
+        return
+
+    def payload():
+        from jobs.api.batches import BatchEventSerializer
+
+        return _rendered(BatchEventSerializer(batch, context={"request": None}))
+
+    _record_delivery(BATCH_COMPLETED, batch.webhook_url, batch.owner_id, payload, batch=batch)
+
+
+def _record_delivery(event, url, owner_id, payload, **subject):
+    """The delivery of `event` for `subject` (job= or batch=), once, queued on commit."""
     try:
         with transaction.atomic():  # a savepoint: a failure here must not undo the change
             delivery, created = WebhookDelivery.objects.get_or_create(
-                job=job,
-                event=event,  # once per job: a requeued job's second claim sends nothing
+                event=event,
+                **subject,
                 defaults={
-                    "url": job.webhook_url,
-                    "payload": _payload(job),
+                    "owner_id": owner_id,
+                    "url": url,
+                    "payload": payload(),
                     "next_attempt_at": timezone.now(),
                 },
             )
     except Exception:
-        # The job's own change matters more than its notification: keep the change.
-        log.exception("could not record the %s webhook of job %s", event, job.id)
+        # The change itself matters more than its notification: keep the change.
+        [(kind, instance)] = subject.items()
+        log.exception("could not record the %s webhook of %s %s", event, kind, instance.pk)
         return
     if created:
         transaction.on_commit(lambda: send(delivery.id))
 
 
-def _payload(job):
+def _rendered(serializer):
     from rest_framework.renderers import JSONRenderer
 
-    from jobs.api.serializers import JobEventSerializer
-
-    return JSONRenderer().render(JobEventSerializer(job, context={"request": None}).data).decode()
+    return JSONRenderer().render(serializer.data).decode()
 
 
 def send(delivery_id, countdown=None):
@@ -107,10 +134,10 @@ def deliver(delivery_id):
     claim = _claim(delivery_id)
     if claim is None:
         return None
-    delivery = WebhookDelivery.objects.select_related("job__owner").get(pk=delivery_id)
+    delivery = WebhookDelivery.objects.select_related("owner").get(pk=delivery_id)
     started = timezone.now()
     try:
-        secrets = WebhookSecret.of(delivery.job.owner).signing_secrets(started)
+        secrets = WebhookSecret.of(delivery.owner).signing_secrets(started)
         headers = {
             **signature_headers(str(delivery.id), delivery.payload, secrets, started),
             "Content-Type": "application/json",
@@ -129,9 +156,9 @@ def deliver(delivery_id):
 def _claim(delivery_id):
     """A token for one attempt if the delivery is due, in order, not claimed meanwhile, and
     its owner has a free slot (WEBHOOK_CONCURRENCY_PER_USER)."""
-    owner_id = WebhookDelivery.objects.filter(pk=delivery_id).values_list("job__owner_id", flat=True).first()
+    owner_id = WebhookDelivery.objects.filter(pk=delivery_id).values_list("owner_id", flat=True).first()
     if owner_id is None:
-        return None  # deleted with its job
+        return None  # deleted with its job (or batch)
     token = uuid.uuid4()
     with transaction.atomic():
         # One claim of an owner's at a time (their user row's lock until this commits), or
@@ -153,7 +180,7 @@ def _claim(delivery_id):
 def _attempts_under_way(owner_id):
     """How many of the owner's claims hold a lease that has not run out (a killed worker's has)."""
     return WebhookDelivery.objects.filter(
-        job__owner_id=owner_id, state=PENDING, claim__isnull=False, next_attempt_at__gt=Now()
+        owner_id=owner_id, state=PENDING, claim__isnull=False, next_attempt_at__gt=Now()
     ).count()
 
 
@@ -168,7 +195,7 @@ def _due():
 def _record(delivery, claim, started, outcome):
     delays = settings.WEBHOOK_RETRY_DELAYS
     delay = None
-    owner_id = delivery.job.owner_id
+    owner_id = delivery.owner_id
     with transaction.atomic():
         current = WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).first()
         if current is None:
@@ -203,10 +230,10 @@ def _record(delivery, claim, started, outcome):
         metrics.webhook_attempt("retrying" if delay is not None else current.state)
     delivery = current
     log.info(
-        "webhook %s (%s of job %s): %s %s",
+        "webhook %s (%s of %s): %s %s",
         delivery.id,
         delivery.event,
-        delivery.job_id,
+        delivery.subject,
         outcome.status_code or outcome.error,
         f"retry in {delay} s" if delay is not None else delivery.state,
     )
@@ -222,7 +249,7 @@ def _send_next_of_owner(owner_id):
     send the same one and leave a slot idle."""
     due = (
         _due()
-        .filter(job__owner_id=owner_id, next_attempt_at__lte=Now())
+        .filter(owner_id=owner_id, next_attempt_at__lte=Now())
         .order_by("next_attempt_at")
         .values_list("id", flat=True)
     )
@@ -237,7 +264,7 @@ def dispatch_due(limit=1000):
     backlog of thousands of one user's must not fill the sweep and leave another user's
     lost message out of it.
     """
-    oldest_first = Window(RowNumber(), partition_by=F("job__owner_id"), order_by=F("next_attempt_at").asc())
+    oldest_first = Window(RowNumber(), partition_by=F("owner_id"), order_by=F("next_attempt_at").asc())
     due = list(
         _due()
         .filter(next_attempt_at__lte=Now())

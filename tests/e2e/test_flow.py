@@ -9,7 +9,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import eval_photo
-from tests.odd_images import cases
+from tests.odd_images import cases, turned_by_its_container
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -57,6 +57,34 @@ def test_instance_chelsea_yields_a_cat_scoring_at_least_half(worker, client):
     assert instances.size == (451, 300)
     assert (np.asarray(instances) == cats[0]["index"]).sum() > 0
     print(f"\ninstance chelsea: cat {cats[0]['score']:.3f}, timings {job['timings']}")
+
+
+@pytest.mark.parametrize("fmt, filename", [("HEIF", "IMG_0001.HEIC"), ("AVIF", "IMG_0001.avif")])
+def test_an_iphone_photo_taken_on_its_side_is_segmented_as_it_is_shown(worker, client, fmt, filename, figure):
+    # chelsea.jpg (451x300) as the sensor read it, with EXIF orientation 6 and the container's
+    # turn: it shows 300 wide and 451 high, and so must its mask.
+    with Image.open(eval_photo("photos/chelsea.jpg")) as photo:
+        shown = photo.convert("RGB").transpose(Image.Transpose.ROTATE_270)
+    data = turned_by_its_container(shown, fmt)
+    job = client.wait(client.submit(data, filename, task="semantic").headers["Location"])
+    assert job["status"] == "succeeded", job["error"]
+    mask = np.asarray(fetch_image(job["result"]["files"]["mask"]))
+    assert mask.shape == (451, 300)
+    cat = (mask == 8).mean()  # VOC's cat
+    assert cat >= 0.2
+    # The cat where it is shown: the JPEG's own mask, turned the same way, agrees.
+    upright = client.wait(
+        client.submit(eval_photo("photos/chelsea.jpg").read_bytes(), "chelsea.jpg", task="semantic").headers[
+            "Location"
+        ]
+    )
+    turned = np.rot90(np.asarray(fetch_image(upright["result"]["files"]["mask"])), -1)
+    agree = (turned == mask).mean()
+    assert agree >= 0.9
+    figure(
+        f"{fmt} chelsea on its side ({len(data) // 1024} KB): mask 300x451, cat on {cat:.0%} of it, "
+        f"{agree:.1%} of pixels as the upright JPEG's mask turned"
+    )
 
 
 def test_every_odd_upload_is_a_4xx_or_a_succeeded_job_and_the_worker_survives(worker, client):

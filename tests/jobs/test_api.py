@@ -292,3 +292,40 @@ def test_a_workers_announced_spec_wins_over_this_hosts_folder(alice, served_mode
     listed = {m["name"]: m for m in alice.get("/api/v1/models/").json()["models"]}
     assert listed["mask_rcnn_coco"]["description"] == "as the worker has it"
     assert listed["mask_rcnn_coco"]["default"] is False  # its priority, as announced: below yolov8's 10
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/photo.jpg",
+        "http://2130706433/photo.jpg",  # 127.0.0.1, spelt as one number
+        "http://[::ffff:10.0.0.1]/photo.jpg",
+        "https://127.1:8443/photo.jpg",
+    ],
+)
+def test_an_image_url_whose_host_is_a_private_address_is_refused_at_submit(alice, sent, url):
+    response = alice.post("/api/v1/jobs/", {"image_url": url, "task": "semantic"}, format="multipart")
+    error = assert_error(response, 400, "invalid_image_url")
+    assert "public addresses only" in error["message"]
+    assert Job.objects.count() == 0 and sent.calls == []
+
+
+def test_an_image_url_naming_a_host_is_checked_by_the_worker_not_at_submit(alice, sent):
+    # No DNS lookup in a web thread: where the name leads is the fetcher's to check.
+    response = alice.post(
+        "/api/v1/jobs/",
+        {"image_url": "http://photos.example/cat.jpg", "task": "semantic"},
+        format="multipart",
+    )
+    assert response.status_code == 202 and len(sent.calls) == 1
+
+
+def test_an_image_url_host_the_operator_allows_may_be_a_private_address(alice, sent, settings):
+    settings.IMAGE_URL_ALLOWED_HOSTS = ["127.0.0.1"]
+    response = alice.post(
+        "/api/v1/jobs/",
+        {"image_url": "http://127.0.0.1:9000/cat.jpg", "task": "semantic"},
+        format="multipart",
+    )
+    assert response.status_code == 202

@@ -57,6 +57,23 @@ def test_terminal_jobs_cannot_fail_or_cancel_again(job):
     assert job.error_code == "invalid_image"
 
 
+def test_only_a_failed_job_runs_again_and_it_starts_afresh(job, alice):
+    assert not job.run_again()  # queued
+    succeeded, canceled = (Job.objects.get(pk=submit(alice).json()["id"]) for _ in range(2))
+    succeeded.claim("w1@host")
+    succeeded.succeed({}, {}, 1, 1)
+    canceled.cancel()
+    assert not succeeded.run_again() and not canceled.run_again()
+    assert (succeeded.status, canceled.status) == ("succeeded", "canceled")
+    job.claim("w1@host")
+    job.fail("internal_error", "The job failed because of an internal error.", attempt=1)
+    assert job.run_again()
+    assert (job.status, job.stage, job.attempts, job.worker) == ("queued", "queued", 0, "")
+    assert (job.error_code, job.error_message, job.started_at, job.finished_at) == ("", "", None, None)
+    assert not Job.objects.get(pk=job.pk).run_again()  # queued again: nothing to do twice
+    assert job.claim("w2@host") and job.attempts == 1
+
+
 def test_a_restarted_worker_requeues_only_its_own_orphans(alice, sent):
     mine, other = (Job.objects.get(pk=submit(alice).json()["id"]) for _ in range(2))
     mine.claim("w1@host")

@@ -122,7 +122,7 @@ def test_prune_deletes_old_finished_jobs_with_their_files_and_keeps_the_rest(ali
         finished.succeed({}, {"mask": "mask.png"}, 1, 1)
     age(old_done, created_at=timedelta(days=8))
     age(old_queued, created_at=timedelta(days=8))
-    assert prune(timedelta(days=7)) == {"jobs": 1, "orphaned_folders": 0}
+    assert prune(timedelta(days=7)) == {"jobs": 1, "batches": 0, "orphaned_folders": 0}
     assert set(Job.objects.values_list("pk", flat=True)) == {old_queued.pk, new_done.pk}
     assert not default_storage.exists(f"jobs/{old_done.id}/mask.png")
     assert default_storage.exists(f"jobs/{new_done.id}/mask.png")

@@ -85,6 +85,12 @@ def seeds():
         ("TIFF", "float"): _encode(rgb.convert("F"), "TIFF"),
         ("TIFF", "cmyk"): _encode(rgb.convert("CMYK"), "TIFF"),
         ("TIFF", "multipage"): _encode(animated[0], "TIFF", save_all=True, append_images=animated[1:]),
+        ("HEIF", "iphone"): _encode(rgb, "HEIF", quality=80),
+        ("HEIF", "rgba"): _encode(rgba, "HEIF", quality=80),
+        ("HEIF", "10-bit"): _encode(grey16.convert("I;16"), "HEIF", quality=80),
+        ("AVIF", "lossy"): _encode(rgb, "AVIF", quality=70),
+        ("AVIF", "exif-rotated"): _encode(rgb, "AVIF", exif=exif.tobytes()),
+        ("AVIF", "rgba"): _encode(rgba, "AVIF"),
     }
 
 
@@ -292,6 +298,17 @@ def _webp_dimensions(data, rng):
     return bytes(out)
 
 
+def _ispe_dimensions(data, rng):
+    """HEIF and AVIF (ISO BMFF): an image's size is its `ispe` box (version and flags, then
+    width and height, 32 bits each); libheif and libavif check it against the coded image."""
+    out = bytearray(data)
+    boxes = [i for i in range(len(data)) if data.startswith(b"ispe", i)]
+    if boxes:
+        field = rng.choice(boxes) + 8 + rng.choice([0, 4])
+        out[field : field + 4] = struct.pack(">I", _dimension(rng))
+    return bytes(out)
+
+
 DIMENSIONS = {
     "PNG": _png_dimensions,
     "JPEG": _jpeg_dimensions,
@@ -299,6 +316,8 @@ DIMENSIONS = {
     "BMP": _bmp_dimensions,
     "TIFF": _tiff_dimensions,
     "WEBP": _webp_dimensions,
+    "HEIF": _ispe_dimensions,
+    "AVIF": _ispe_dimensions,
 }
 
 

@@ -53,6 +53,8 @@ MAGIC = [
     b"BM",
     b"II*\0",
     b"MM\0*",
+    b"\0\0\0\x18ftypheic\0\0\0\0mif1heic",
+    b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf",
 ]
 
 

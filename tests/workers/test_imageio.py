@@ -6,7 +6,7 @@ from PIL import Image, ImageOps
 
 from core.imageio import ImageError, ImageInfo, decode_image, inspect_image
 from tests.conftest import gradient, image_bytes
-from tests.odd_images import cases
+from tests.odd_images import cases, turned_by_its_container
 from tests.security.mutations import png
 
 LIMIT = 40_000_000
@@ -146,3 +146,16 @@ def test_the_decoder_converts_a_large_image_tile_by_tile_to_the_same_pixels():
         expected = Image.alpha_composite(Image.new("RGBA", (width, height), "white"), Image.fromarray(array))
         got = decode_image(io.BytesIO(data), LIMIT).rgb
         assert np.abs(got.astype(int) - np.asarray(expected.convert("RGB"), dtype=int)).max() <= 1
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_a_photo_turned_by_its_container_decodes_as_it_is_shown(fmt):
+    # An iPhone's HEIC (and an AVIF) on its side: irot in the container, EXIF orientation 6.
+    shown = Image.fromarray(gradient(64, 48))
+    data = turned_by_its_container(shown, fmt)
+    assert b"irot" in data
+    decoded = decode_image(io.BytesIO(data), LIMIT)
+    assert inspect_image(io.BytesIO(data), LIMIT) == ImageInfo(fmt, 64, 48)
+    # The pixels, not only the size: turned the wrong way, the gradients would run backwards.
+    difference = np.abs(decoded.rgb.astype(int) - np.asarray(shown.convert("RGB"), dtype=int))
+    assert difference.mean() < 8

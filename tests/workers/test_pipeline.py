@@ -65,6 +65,20 @@ def finished(client, path, **fields):
     return job
 
 
+def test_an_instance_jobs_json_carries_its_polygons_and_stays_small(alice, sent, engines):
+    job = finished(alice, "photos/chelsea.jpg", task="instance")
+    response = alice.get(f"/api/v1/jobs/{job.pk}/")
+    summary = response.json()["result"]["summary"]
+    assert summary["instances"][0]["label"] == "cat" and summary["instances"][0]["polygons"]
+    assert summary["polygon_budget"] == {
+        "max_points": 10_000,
+        "points": summary["polygon_budget"]["points"],
+        "simplified": False,
+        "truncated": False,
+    }
+    assert len(response.content) < 20_000
+
+
 def test_an_instance_jobs_classes_and_score_threshold_reach_the_engine(alice, sent, engines):
     """Checked by the detections that come back, so that dropping either option anywhere
     between the request and the engine fails here."""

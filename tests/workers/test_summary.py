@@ -5,6 +5,8 @@ import pytest
 from pycocotools import mask as coco_mask
 
 from tests.conftest import COCO_80, PASCAL_VOC
+from tests.workers.helpers import filled
+from workers.polygons import MAX_POLYGON_POINTS
 from workers.results import Instance
 from workers.summary import instance_summary, semantic_summary
 
@@ -100,4 +102,25 @@ def test_summaries_are_plain_json(two_instances):
 
 
 def test_an_image_with_no_instances_has_an_empty_list():
-    assert instance_summary([], 10, 20, COCO_80) == {"image_size": [20, 10], "instances": []}
+    assert instance_summary([], 10, 20, COCO_80) == {
+        "image_size": [20, 10],
+        "instances": [],
+        "polygon_budget": {
+            "max_points": MAX_POLYGON_POINTS,
+            "points": 0,
+            "simplified": False,
+            "truncated": False,
+        },
+    }
+
+
+def test_each_instance_has_polygons_that_fill_exactly_its_rle_mask(two_instances):
+    summary = instance_summary(two_instances, 32, 40, COCO_80)
+
+    for item in summary["instances"]:
+        assert np.array_equal(filled(item["polygons"], 32, 40), decode_rle(item["rle"]))
+    assert summary["polygon_budget"]["points"] == sum(
+        len(part["exterior"]) + sum(map(len, part["holes"]))
+        for i in summary["instances"]
+        for part in i["polygons"]
+    )

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TryitConfig(AppConfig):
+    name = "tryit"
+    verbose_name = "Try it in a browser"
