@@ -65,10 +65,20 @@ def fetch(url):
     return Image.open(io.BytesIO(response.content))
 
 
+@pytest.fixture
+def stop_after_the_test():
+    """Stops the workers given to it when the test ends, passed or failed: a worker left
+    running would take the next test's jobs (the module's workers live until its end)."""
+    workers = []
+    yield workers.append
+    for worker in workers:
+        worker.stop()
+
+
 def test_both_heavy_models_run_through_the_api_with_the_light_models_output_shape(
-    start_worker, heavy_settings, client
+    start_worker, heavy_settings, client, stop_after_the_test
 ):
-    worker = heavy_worker(start_worker, heavy_settings, HEAVY)
+    stop_after_the_test(heavy_worker(start_worker, heavy_settings, HEAVY))
     photo = eval_photo("photos/chelsea.jpg").read_bytes()
 
     semantic = client.wait(
@@ -91,7 +101,7 @@ def test_both_heavy_models_run_through_the_api_with_the_light_models_output_shap
     assert set(instance["result"]["files"]) == {"instances", "overlay"}
     found = instance["result"]["summary"]["instances"]
     assert found and {i["label"] for i in found} == {"cat"}
-    assert set(found[0]) == {"index", "label", "class_id", "score", "bbox", "area", "rle"}
+    assert set(found[0]) == {"index", "label", "class_id", "score", "bbox", "area", "rle", "polygons"}
     index_map = np.asarray(fetch(instance["result"]["files"]["instances"]))
     assert index_map.shape == (300, 451) and index_map.max() >= 1
     assert (index_map == 1).sum() > 0 and found[0]["area"] > 0
@@ -103,7 +113,6 @@ def test_both_heavy_models_run_through_the_api_with_the_light_models_output_shap
         f"\nheavy jobs: deeplab {semantic['timings']}, mask r-cnn {instance['timings']}, "
         f"{len(found)} instances"
     )
-    worker.stop()
 
 
 def test_light_jobs_do_not_wait_behind_heavy_ones(start_worker, heavy_settings, client):
