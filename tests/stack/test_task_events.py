@@ -17,7 +17,12 @@ def test_a_jobs_task_events_reach_an_event_consumer(stack, photo):
     events = ServiceProcess("events", [*CELERY, "events", "--dump"], stack.env, stack.folder / "events.log")
     stack.processes.append(events)
     events.start()
-    time.sleep(3)  # subscribed before the job is sent
+    # Subscribed before the job is sent: it has heard the worker's heartbeat (every 2 s). A
+    # fixed wait was too short on a busy machine, and the "sent" event went unheard.
+    deadline = time.monotonic() + 60
+    while "heartbeat" not in events.log():
+        assert time.monotonic() < deadline, events.log()[-3000:]
+        time.sleep(0.3)
     job_id = stack.client(stack.tokens["alice"]).submit_until_accepted(photo)[0]
     deadline = time.monotonic() + 60
     while f"task succeeded: workers.tasks.segment({job_id})" not in events.log():
