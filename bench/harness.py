@@ -68,8 +68,10 @@ class Service:
         self.processes.append(web.start())
         return web
 
-    def start_worker(self, name, env=None):
-        worker = WorkerProcess(name, self.folder / f"{name}.log", {**self.env, **(env or {})})
+    def start_worker(self, name, env=None, pool_args=()):
+        worker = WorkerProcess(
+            name, self.folder / f"{name}.log", {**self.env, **(env or {})}, pool_args=pool_args
+        )
         self.processes.append(worker.start())
         wait_until_announced(worker, self.redis.url, time.monotonic() + 60)
         return worker

@@ -148,6 +148,18 @@ def _throughput(results):
             "measured before and after)",
             [target("throughput_2_workers", ratio, ">=", 0.85, "× raw")] if workers == "2_workers" else [],
         )
+    batching = t.get("batching_worker")
+    if batching:
+        # Batching is for a GPU; on this CPU it must cost nothing against one prefork worker.
+        versus = round(batching["jobs_per_second"] / t["1_worker"]["jobs_per_second"], 2)
+        batches = ", ".join(f"{count} of {size}" for size, count in batching["batches"].items()) or "none"
+        yield (
+            f"throughput, `{t['model']}`, 1 batching worker (jobs on threads, BATCH_MAX "
+            f"{batching['batch_max']}), all cores as inference threads ({t['jobs']} jobs through the API)",
+            f"{batching['jobs_per_second']} jobs/s = {versus:.2f} × 1 worker, "
+            f"{batching['jobs_per_second'] / batching['raw']:.2f} × raw; batches: {batches}",
+            [target("batching_worker_vs_1_worker", versus, ">=", 0.95, "× 1 worker")],
+        )
 
 
 def _batching(results):

@@ -123,6 +123,18 @@ def _light_models(service, images, results, quick):
     }
     for worker in workers:
         service.stop(worker)
+    # The batching worker (a GPU worker's pool) on this CPU: jobs on threads, photos batched.
+    batching_worker = service.start_worker("bench-batching", BATCHING_ENV, pool_args=BATCHING_POOL)
+    batched = measure.throughput(url, token, model, images, count)
+    raw.append(measure.raw_throughput(model, images, count))
+    results["throughput"]["batching_worker"] = {
+        "jobs_per_second": batched,
+        "raw": round((raw[2] + raw[3]) / 2, 2),
+        "threads": 0,
+        "batch_max": int(BATCHING_ENV["BATCH_MAX"]),
+        "batches": batched_sizes(batching_worker.log()),
+    }
+    service.stop(batching_worker)
 
     # CPU around the model, by process, against raw single-thread inference: one worker at
     # one interpreter thread, so that its inference CPU is what the raw figure measures.
@@ -135,6 +147,21 @@ def _light_models(service, images, results, quick):
     service.stop(web)
     # In this process, with nothing of the service running.
     results["batching"] = batching.per_photo(model, images, rounds=1 if quick else 5)
+
+
+# What docker-compose's GPU worker runs, at this machine's size.
+BATCHING_ENV = {"BATCH_MAX": "4", "BATCH_WAIT_MS": "5"}
+BATCHING_POOL = ["--pool", "threads", "--concurrency", "8"]
+
+
+def batched_sizes(log):
+    """{batch size: batches} from a batching worker's log; photos not listed ran alone."""
+    import collections
+    import re
+
+    return dict(
+        sorted(collections.Counter(int(n) for n in re.findall(r"ran a batch of (\d+) photos", log)).items())
+    )
 
 
 def _api_under_load(service, image, results, quick):

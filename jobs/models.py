@@ -189,16 +189,19 @@ class Job(models.Model):
                 effects().status_changed(self)
         return updated == 1
 
-    def claim(self, worker, redelivered=False):
+    def claim(self, worker, redelivered=False, alone=True):
         """queued -> running for `worker`. False if another attempt owns or ended it.
 
         A `running` job is claimable when its earlier attempt is known to be dead: it ran
-        under this same worker name (a node runs one job at a time; see README, "Workers"),
-        or the broker redelivered the message, which it does only after a pool process died
-        or after a visibility timeout longer than any job may run.
+        under this same worker name on a node that runs one job at a time (`alone`; see
+        README, "Workers"; a batching worker runs several on threads and is not), or the
+        broker redelivered the message, which it does only after a pool process died or
+        after a visibility timeout longer than any job may run.
         """
         now = timezone.now()
-        claimable = Q(status=self.Status.QUEUED) | Q(status=self.Status.RUNNING, worker=worker)
+        claimable = Q(status=self.Status.QUEUED)
+        if alone:
+            claimable |= Q(status=self.Status.RUNNING, worker=worker)
         if redelivered:
             claimable |= Q(status=self.Status.RUNNING)
         return self._transition(

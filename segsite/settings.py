@@ -209,6 +209,16 @@ MAX_QUEUED_JOBS_PER_ADDRESS = env_int("MAX_QUEUED_JOBS_PER_ADDRESS", 10, minimum
 MAX_BATCH_SIZE = env_int("MAX_BATCH_SIZE", 20, minimum=1, maximum=99)
 # Interpreter threads per worker process; 0 means the cores the process may use.
 INFERENCE_THREADS = env_int("INFERENCE_THREADS", 0, minimum=0)
+# Dynamic batching, in a worker started with --pool threads (a GPU worker): up to BATCH_MAX
+# photos of one model that arrive within BATCH_WAIT_MS of the first run as one batch. Each
+# job is still claimed, recorded and recovered on its own (workers/batching.py).
+BATCH_MAX = env_int("BATCH_MAX", 1, minimum=1, maximum=64)
+BATCH_WAIT_MS = env_int("BATCH_WAIT_MS", 10, minimum=0, maximum=1000)
+# A photo whose long side is over this is decoded at 1/2, 1/4... of its size for inference
+# and drawing (JPEG's own scaled decode), never below the model's input size: its overlay
+# is at most this long, while masks, instances and summaries stay at the photo's full size.
+# A cutout always uses every pixel. 0: decode everything at full size.
+OVERLAY_MAX_SIDE = env_int("OVERLAY_MAX_SIDE", 2048, minimum=0)
 # Lifetime of the signed file URLs in a job's result.
 FILE_URL_MAX_AGE = env_int("FILE_URL_MAX_AGE", 3600, minimum=60)
 # Where clients reach this API. Absolute URLs built outside a request (webhook payloads)

@@ -68,6 +68,9 @@ def test_every_build_target_is_a_stage_of_the_dockerfile():
     # The gpu stage swaps the CPU TensorFlow pin for the CUDA build: the pin must be there.
     assert re.search(r"^tensorflow-cpu==", (REPO / "requirements-heavy.txt").read_text(), re.MULTILINE)
     assert "s/^tensorflow-cpu==/tensorflow[and-cuda]==/" in dockerfile
+    # ... and ONNX Runtime's for its GPU build, of the same version.
+    assert re.search(r"^onnxruntime==", (REPO / "requirements.txt").read_text(), re.MULTILINE)
+    assert "s/^onnxruntime==/onnxruntime-gpu==/p" in dockerfile
 
 
 @pytest.mark.parametrize("name", sorted(OURS))
@@ -98,6 +101,11 @@ def test_workers_consume_real_queues_and_every_model_has_one():
         assert not queues & SERVICE_QUEUES or len(queues) == 1, name
         if queues & SERVICE_QUEUES:
             assert option(command, "--pool") == "threads", name
+        elif option(command, "--pool") == "threads":
+            # A batching worker: enough jobs in flight to fill a batch (workers/batching.py).
+            batch_max = SERVICES[name]["environment"]["BATCH_MAX"]
+            default = int(re.fullmatch(r"\$\{BATCH_MAX:-(\d+)\}", batch_max).group(1))
+            assert int(option(command, "--concurrency")) >= default, name
         else:
             assert option(command, "--concurrency") == "1", f"{name}: model workers run one job at a time"
         assert option(command, "--hostname").endswith("@%h"), f"{name}: needs a stable, unique node name"

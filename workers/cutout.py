@@ -30,11 +30,12 @@ PNG_PARAMS = [
 ]  # fmt: skip
 
 
-def render_cutout(rgb, result, spec, options, background_image=None):
-    """Rendered files and summary of a cutout of `rgb` from the model's `result`."""
+def render_cutout(rgb, result, spec, options, background_image=None, result_shape=None):
+    """Rendered files and summary of a cutout of `rgb` from the model's `result`, which is
+    at `result_shape` (height, width): the photo's, or a smaller copy's (fitting.network_copy)."""
     height, width = rgb.shape[:2]
-    # 1. The foreground as alpha, following the photo's edges.
-    coarse = effects.coarse_alpha(spec.task, result, height, width)
+    # 1. The foreground as alpha, following the photo's edges (refine brings it to full size).
+    coarse = effects.coarse_alpha(spec.task, result, *(result_shape or (height, width)))
     alpha = effects.refine(rgb, coarse, max(spec.input.width, spec.input.height))
 
     found = {"fraction": float((alpha > 0.5).mean()), "box": effects.foreground_box(alpha)}
@@ -65,7 +66,7 @@ def render_cutout(rgb, result, spec, options, background_image=None):
     return Rendered(
         files=files,
         outputs=outputs,
-        summary=_summary(result, spec, coarse.shape, found, box, levels, background),
+        summary=_summary(result, spec, (height, width), found, box, levels, background),
     )
 
 

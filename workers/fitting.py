@@ -80,6 +80,46 @@ def unfit(values, placement, width, height, exact):
     return np.asarray(image.resize((width, height), Image.BILINEAR, box=region))
 
 
+def resized(values, width, height, exact):
+    """A per-pixel map at the photo's size, from one made at a reduced copy's size."""
+    if values.shape == (height, width):
+        return values
+    if exact:
+        return np.asarray(
+            Image.fromarray(values.astype(np.uint8), "L").resize((width, height), Image.NEAREST)
+        )
+    return np.asarray(Image.fromarray(values.astype(np.float32), "F").resize((width, height), Image.BILINEAR))
+
+
+def reduction(spec_input, max_side):
+    """`(width, height) -> k`: the power of two to reduce a photo by before inference, so
+    that its long side is at most `max_side` while the network still gets at least its
+    own input's resolution (each tile's, for a tiled model). What is drawn for people
+    (overlays) is drawn at that size; what a client computes with (masks) stays full size.
+    """
+    needed = max(spec_input.width, spec_input.height)
+
+    def factor(width, height):
+        long, short = max(width, height), min(width, height)
+        least = short if spec_input.fit == "tiles" else long
+        k = 1
+        while long / k > max_side and least / (2 * k) >= needed:
+            k *= 2
+        return k
+
+    return factor
+
+
+def network_copy(rgb, spec_input):
+    """A large photo box-reduced to about twice the network's input, for a job that needs
+    the photo's own pixels too (a cutout); the photo itself where that is no smaller, or
+    where the runtime sizes the photo itself. The network's answer is that coarse anyway."""
+    if spec_input.fit == "native":
+        return rgb
+    factor = reduction(spec_input, 2 * max(spec_input.width, spec_input.height))(rgb.shape[1], rgb.shape[0])
+    return rgb if factor == 1 else np.asarray(Image.fromarray(rgb).reduce(factor))
+
+
 def is_elongated(rgb):
     """Whether one side is more than TILE_ASPECT times the other: run as tiles, not whole."""
     height, width = rgb.shape[:2]

@@ -39,26 +39,36 @@ class Model:
         if problems:
             raise ModelLoadError(f"{spec.name}: " + "; ".join(problems))
         self.decoder = DECODERS[spec.decoder]
+        # The runtime call: the runtime itself, or a Batcher shared by a worker's threads.
+        self.run = self.runtime.run
 
-    def infer(self, rgb, options):
-        """One (H, W, 3) uint8 photo in; a result at its own size out.
+    def share(self, batcher):
+        """Run through `batcher` from now on (a worker whose jobs run on threads)."""
+        self.run = batcher.run
+
+    def infer(self, rgb, options, size=None):
+        """One (H, W, 3) uint8 photo in; a result at its own size, or at `size`, out.
 
         `options`: class_ids (the classes to keep) and score_threshold (instance models).
+        `size` (width, height): the photo's own size where `rgb` is a reduced copy of it.
         """
-        height, width = rgb.shape[:2]
+        width, height = size or (rgb.shape[1], rgb.shape[0])
         if self.decoder is dense:
-            whole = self._per_pixel
-            photo_values = fitting.tiled(rgb, whole) if self.spec.input.fit == "tiles" else whole(rgb)
+            exact = self.spec.decoder in dense.EXACT
+            if self.spec.input.fit == "tiles" and fitting.is_elongated(rgb):
+                tiles = fitting.tiled(rgb, lambda tile: self._per_pixel(tile, tile.shape[1], tile.shape[0]))
+                photo_values = fitting.resized(tiles, width, height, exact)
+            else:
+                photo_values = self._per_pixel(rgb, width, height)
             return dense.result(self.spec, photo_values, options)
         if self.spec.input.fit == "native":
-            return self.decoder.decode(self.spec, self.runtime.run(rgb), None, width, height, options)
+            return self.decoder.decode(self.spec, self.run(rgb), None, width, height, options)
         tensor, placement = fitting.fit(rgb, self.spec.input)
-        return self.decoder.decode(self.spec, self.runtime.run(tensor), placement, width, height, options)
+        return self.decoder.decode(self.spec, self.run(tensor), placement, width, height, options)
 
-    def _per_pixel(self, rgb):
-        height, width = rgb.shape[:2]
+    def _per_pixel(self, rgb, width, height):
         tensor, placement = fitting.fit(rgb, self.spec.input)
-        values = dense.values(self.spec, self.runtime.run(tensor))
+        values = dense.values(self.spec, self.run(tensor))
         return fitting.unfit(values, placement, width, height, exact=self.spec.decoder in dense.EXACT)
 
     def warm_up(self):

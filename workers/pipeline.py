@@ -19,7 +19,7 @@ from core.specs import CUTOUT, INSTANCE, MATTE, SEMANTIC
 from jobs.lifecycle.services import EXTENSIONS
 from jobs.lifecycle.storage import delete_job_files, is_unreachable, job_file_path, write_job_file
 from jobs.models import Job
-from workers import cutout, rendering, summary
+from workers import cutout, fitting, registry, rendering, summary
 from workers.fetching import fetch_image
 from workers.registry import ModelNotLoaded, get_model
 from workers.rendering import Rendered
@@ -42,8 +42,11 @@ def _run_job(job_id, worker, redelivered):
     if job is None:
         log.info("job %s no longer exists; nothing to do", job_id)
         return
-    if not job.claim(worker, redelivered):
-        _give_up_if_exhausted(job, worker, redelivered)
+    # A batching worker's threads run several jobs under one node name: a job running under
+    # that name may be alive in another thread (a duplicate message), so it is not taken over.
+    alone = not registry.shared()
+    if not job.claim(worker, redelivered, alone):
+        _give_up_if_exhausted(job, worker, redelivered, alone)
         return
 
     attempt = job.attempts
@@ -55,7 +58,7 @@ def _run_job(job_id, worker, redelivered):
     except ModelNotLoaded as exc:
         job.fail("model_unavailable", str(exc), attempt)
         return
-    except SoftTimeLimitExceeded:
+    except SoftTimeLimitExceeded:  # from Celery, or from a Batcher (a thread's limit)
         job.fail("timeout", f"The job ran longer than {settings.JOB_TIME_LIMIT} s.", attempt)
         return
     except Exception as exc:
@@ -88,12 +91,18 @@ def _discard(job):
 def _process(job):
     # 1. Decode the stored input exactly as the API validated it (claim set `decoding`),
     #    or fetch it from its URL first; and a cutout's background image with it.
-    decoded = _input(job)
+    decoded = _input(job, _reduction(job))
     background = _background(job)
 
-    # 2. Infer at the original size, then render.
+    # 2. Infer, with results at the original size, then render.
     rendered, inference_ms, rendering_ms = segment(
-        decoded.rgb, job.model, job.options, advance=job.advance, task=job.task, background_image=background
+        decoded.rgb,
+        job.model,
+        job.options,
+        advance=job.advance,
+        task=job.task,
+        background_image=background,
+        size=(decoded.width, decoded.height),
     )
 
     # 3. Store (part of the rendering stage: a millisecond, not worth a database write).
@@ -102,14 +111,24 @@ def _process(job):
     return rendered, inference_ms, rendering_ms
 
 
-def _input(job):
+def _reduction(job):
+    """How much smaller than the photo its pixels may be decoded (fitting.reduction); None
+    for a cutout, made of the photo's own pixels, and for a model that sizes the photo
+    itself. Asks for the model first: a worker without it fails the job as it would anyway."""
+    spec = get_model(job.model).spec
+    if not settings.OVERLAY_MAX_SIDE or job.task == CUTOUT or spec.input.fit == "native":
+        return None
+    return fitting.reduction(spec.input, settings.OVERLAY_MAX_SIDE)
+
+
+def _input(job, reduction):
     """The job's photo, decoded. One given by URL is fetched once and stored: a later
     attempt finds it as an uploaded one (and the client can download what was used)."""
     if job.input:
         with job.input.open("rb") as fileobj:
-            return decode_image(fileobj, settings.MAX_IMAGE_PIXELS)
+            return decode_image(fileobj, settings.MAX_IMAGE_PIXELS, reduction)
     data = fetch_image(job.input_url)
-    decoded = decode_image(io.BytesIO(data), settings.MAX_IMAGE_PIXELS)
+    decoded = decode_image(io.BytesIO(data), settings.MAX_IMAGE_PIXELS, reduction)
     name = write_job_file(job, "input" + EXTENSIONS[decoded.format], data)
     job.record_input(name, decoded.width, decoded.height)
     return decoded
@@ -127,31 +146,39 @@ def _background(job):
     return None
 
 
-def segment(rgb, model, options, advance=lambda stage: None, task=None, background_image=None):
+def segment(rgb, model, options, advance=lambda stage: None, task=None, background_image=None, size=None):
     """Infer and render one decoded image with a loaded model; no database, no files.
 
     Shared by the worker and `manage.py segment`. `task` is the job's (its model's own,
-    or cutout), `background_image` a cutout's decoded background. Returns (Rendered,
-    inference_ms, rendering_ms); `advance` hears each stage as it starts.
+    or cutout), `background_image` a cutout's decoded background, `size` the photo's own
+    (width, height) where `rgb` is a reduced copy. Returns (Rendered, inference_ms,
+    rendering_ms); `advance` hears each stage as it starts.
     """
     loaded = get_model(model)
     spec = loaded.spec
     task = task or spec.task
     advance(Job.Stage.INFERRING)
     started = time.monotonic()
-    result = loaded.infer(rgb, _model_options(options, spec))
+    size = size or (rgb.shape[1], rgb.shape[0])
+    if task == CUTOUT:
+        # The photo is whole (a cutout is made of every pixel): the network gets a smaller
+        # copy, and its answer stays at the copy's size until refined against the photo.
+        seen = fitting.network_copy(rgb, spec.input)
+        result = loaded.infer(seen, _model_options(options, spec))
+    else:
+        result = loaded.infer(rgb, _model_options(options, spec), size)
     inference_ms = _elapsed_ms(started)
 
     advance(Job.Stage.RENDERING)
     started = time.monotonic()
     if task == CUTOUT:
-        rendered = cutout.render_cutout(rgb, result, spec, options, background_image)
+        rendered = cutout.render_cutout(rgb, result, spec, options, background_image, seen.shape[:2])
     else:
-        rendered = RENDERERS[task](rgb, result, spec.labels)
+        rendered = RENDERERS[task](rgb, result, spec.labels, size)
     return rendered, inference_ms, _elapsed_ms(started)
 
 
-def _render_semantic(rgb, result, labels):
+def _render_semantic(rgb, result, labels, size):
     counts = rendering.pixel_counts(result.class_map)  # for both the legend and the summary
     overlay_name, overlay = rendering.encode_overlay(
         rendering.semantic_overlay(rgb, result.class_map, labels, counts)
@@ -166,8 +193,8 @@ def _render_semantic(rgb, result, labels):
     )
 
 
-def _render_instance(rgb, result, labels):
-    height, width = rgb.shape[:2]
+def _render_instance(rgb, result, labels, size):
+    width, height = size
     index_map = rendering.instance_map(result.instances, height, width)
     overlay_name, overlay = rendering.encode_overlay(
         rendering.instance_overlay(rgb, result.instances, index_map, labels)
@@ -182,7 +209,7 @@ def _render_instance(rgb, result, labels):
     )
 
 
-def _render_matte(rgb, result, labels):
+def _render_matte(rgb, result, labels, size):
     alpha = rendering.alpha_levels(result.alpha)
     return Rendered(
         files={"alpha.png": rendering.grey_png(alpha)},
@@ -204,13 +231,13 @@ def _model_options(job_options, spec):
     return options
 
 
-def _give_up_if_exhausted(job, worker, redelivered):
+def _give_up_if_exhausted(job, worker, redelivered, alone):
     """A job redelivered after killing its worker JOB_MAX_ATTEMPTS times ends failed.
 
     Only when its last attempt is known to be dead (the same rule as Job.claim): a stray
     duplicate message must not fail an attempt that is still running elsewhere.
     """
-    last_attempt_dead = job.status == Job.Status.QUEUED or job.worker == worker or redelivered
+    last_attempt_dead = job.status == Job.Status.QUEUED or (alone and job.worker == worker) or redelivered
     if job.status in Job.ACTIVE and job.attempts >= settings.JOB_MAX_ATTEMPTS and last_attempt_dead:
         job.fail(
             "worker_lost",

@@ -1,7 +1,8 @@
-"""Turn model results into images: pure numpy and Pillow, no Django, no model.
+"""Turn model results into images: pure numpy, Pillow and OpenCV, no Django, no model.
 
-Everything is at the original image size. Masks are palette PNGs (exact class ids);
-overlays are pictures for people, kept as PIL images until encode_jpeg.
+Masks are palette PNGs (exact class ids) at the original image size. Overlays are pictures
+for people, drawn at the size of the photo they are given (a large photo's reduced copy:
+see fitting.reduction) and kept as PIL images until encode_overlay.
 """
 
 import colorsys
@@ -9,6 +10,7 @@ import io
 from dataclasses import dataclass
 from functools import lru_cache
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -83,8 +85,10 @@ def palette_png(index_map, palette):
 
 
 def alpha_levels(probability):
-    """A 0..1 probability map as 8-bit levels: probability times 255, rounded."""
-    return np.rint(np.clip(probability, 0.0, 1.0) * 255.0).astype(np.uint8)
+    """A 0..1 probability map as 8-bit levels: probability times 255, rounded half to even,
+    out-of-range values clipped. OpenCV's saturating conversion, in one pass: the same
+    levels as numpy's rint(clip(p) * 255) in a third of the time (50 ms to 19 at 12 MP)."""
+    return cv2.convertScaleAbs(cv2.max(probability.astype(np.float32, copy=False), 0.0), alpha=255.0)
 
 
 def grey_png(levels):
@@ -101,8 +105,9 @@ def pixel_counts(index_map):
 
 def semantic_overlay(rgb, class_map, labels, counts=None):
     """The photo with every non-background class tinted and a legend of the classes present
-    (`counts`: pixel_counts(class_map), where the caller has it already)."""
-    image = _tinted(rgb, class_map, voc_palette())
+    (`counts`: pixel_counts(class_map), where the caller has it already). The class map may
+    be larger than the photo (a reduced copy): it is drawn at the photo's size."""
+    image = _tinted(rgb, _at_size(class_map, rgb), voc_palette())
     present = [c for c in (counts or pixel_counts(class_map)) if c != 0]
     entries = [(labels[c], tuple(int(v) for v in voc_palette()[c])) for c in present]
     _draw_legend(image, entries)
@@ -123,14 +128,17 @@ def instance_map(instances, height, width):
 
 
 def instance_overlay(rgb, instances, index_map, labels):
-    """The photo with each instance's mask tinted, its box, label and score drawn."""
-    image = _tinted(rgb, index_map, instance_palette())
+    """The photo with each instance's mask tinted, its box, label and score drawn; at the
+    photo's size, where the index map and boxes are at a larger original's."""
+    scale = rgb.shape[1] / index_map.shape[1]
+    image = _tinted(rgb, _at_size(index_map, rgb), instance_palette())
     draw = ImageDraw.Draw(image)
     font = _font(image.size)
     line = max(2, min(image.size) // 300)
     for number, instance in enumerate(instances, start=1):
         colour = tuple(int(v) for v in instance_palette()[number])
-        x0, y0, x1, y1 = instance.box
+        x0, y0, x1, y1 = (round(v * scale) for v in instance.box)
+        x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)  # a box a pixel wide stays one
         draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=colour, width=line)
         text = f"{labels[instance.class_id]} {instance.score:.2f}"
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
@@ -138,6 +146,16 @@ def instance_overlay(rgb, instances, index_map, labels):
         draw.rectangle((x0, label_y, x0 + right - left + 4, label_y + bottom - top + 4), fill=colour)
         draw.text((x0 + 2 - left, label_y + 2 - top), text, fill=(0, 0, 0), font=font)
     return image
+
+
+def _at_size(index_map, rgb):
+    """An index map at the photo's size: resampled by nearest neighbour, ids kept."""
+    height, width = rgb.shape[:2]
+    if index_map.shape == (height, width):
+        return index_map
+    return np.asarray(
+        Image.fromarray(index_map.astype(np.uint8, copy=False)).resize((width, height), Image.NEAREST)
+    )
 
 
 def _tinted(rgb, index_map, palette):

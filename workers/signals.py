@@ -4,7 +4,15 @@ import logging
 import os
 import signal
 
-from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_ready
+from celery.concurrency import get_implementation
+from celery.concurrency.thread import TaskPool as ThreadPool
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 from django.conf import settings
 from django.db import connections
 
@@ -65,6 +73,18 @@ def choose_models(sender, **kwargs):
     if problems:
         _refuse(problems)
     _served[:] = [repo.specs[name] for name in names]
+    if issubclass(get_implementation(sender.pool_cls), ThreadPool):
+        # No pool process is forked: the models live in this process, its jobs on threads
+        # sharing each model through a Batcher (BATCH_MAX photos within BATCH_WAIT_MS).
+        try:
+            _load(batching=(settings.BATCH_MAX, settings.BATCH_WAIT_MS / 1000, settings.JOB_TIME_LIMIT))
+        except Exception as exc:
+            _refuse([f"loading {[spec.name for spec in _served]} failed: {exc}"])
+    elif settings.BATCH_MAX > 1:
+        log.warning(
+            "BATCH_MAX=%d is ignored: batches are made by a worker started with --pool threads",
+            settings.BATCH_MAX,
+        )
 
 
 def _service_queues():
@@ -113,13 +133,17 @@ def load_models(**kwargs):
     # the parent (an interpreter's threads do not survive fork) and never per task.
     connections.close_all()  # never share the parent's database sockets
     try:
-        registry.load_models(_served)
+        _load()
     except Exception:
         # A bad weight file fails the same way every time: stop the whole worker, with the
         # reason in its log, instead of letting the pool restart this process forever.
         log.critical("worker cannot start: loading %s failed", _served, exc_info=True)
         os.kill(os.getppid(), signal.SIGTERM)
         os._exit(1)
+
+
+def _load(batching=None):
+    registry.load_models(_served, batching=batching)
     loaded = registry.loaded()
     log.info("worker process ready with models: %s", ", ".join(model.spec.name for model in loaded))
     if loaded:  # loaded and warmed up: now the web may route jobs here
@@ -127,6 +151,7 @@ def load_models(**kwargs):
 
 
 @worker_process_shutdown.connect
+@worker_shutdown.connect
 def stop_announcing(**kwargs):
     if _node and registry.loaded():
         serving.withdraw(_node[0])

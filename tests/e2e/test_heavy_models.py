@@ -50,12 +50,16 @@ def heavy_settings(settings, models_dir):
     return models_dir
 
 
-def heavy_worker(start_worker, models_dir, names):
-    env = {"SEGMENT_MODELS_DIR": str(models_dir), "WORKER_MODELS": ",".join(names)}
+def heavy_worker(start_worker, models_dir, names, env=None, pool_args=(), name=None):
+    env = {"SEGMENT_MODELS_DIR": str(models_dir), "WORKER_MODELS": ",".join(names), **(env or {})}
     specs = scan(models_dir).specs
     queues = ",".join(specs[name].queue for name in names)
     return start_worker(
-        "heavy-" + "-".join(n.split("_")[0] for n in names), queues=queues, env=env, timeout=240
+        name or "heavy-" + "-".join(n.split("_")[0] for n in names),
+        queues=queues,
+        env=env,
+        timeout=240,
+        pool_args=pool_args,
     )
 
 
@@ -113,6 +117,34 @@ def test_both_heavy_models_run_through_the_api_with_the_light_models_output_shap
         f"\nheavy jobs: deeplab {semantic['timings']}, mask r-cnn {instance['timings']}, "
         f"{len(found)} instances"
     )
+
+
+def test_a_batching_heavy_worker_runs_both_models_from_its_batcher_threads(
+    start_worker, heavy_settings, client, stop_after_the_test
+):
+    # What the GPU worker runs (docker-compose's worker-heavy): jobs on threads, TensorFlow's
+    # graph-mode models called from each model's Batcher thread, DeepLab's photos batched.
+    worker = heavy_worker(
+        start_worker,
+        heavy_settings,
+        HEAVY,
+        env={"BATCH_MAX": "2", "BATCH_WAIT_MS": "1000"},
+        pool_args=["--pool", "threads", "--concurrency", "3"],
+        name="heavy-batching",
+    )
+    stop_after_the_test(worker)
+    photo = eval_photo("photos/astronaut.jpg").read_bytes()
+    fields = [("semantic", "deeplabv3plus_xception_pascal")] * 2 + [("instance", "mask_rcnn_coco")]
+    urls = [
+        client.submit(photo, "a.jpg", task=task, model=model).headers["Location"] for task, model in fields
+    ]
+    jobs = [client.wait(url, timeout=180) for url in urls]
+    assert [job["status"] for job in jobs] == ["succeeded"] * 3, [job["error"] for job in jobs]
+    for job in jobs[:2]:
+        assert (np.asarray(fetch(job["result"]["files"]["mask"])) == 15).mean() > 0.5
+    assert jobs[2]["result"]["summary"]["instances"]
+    assert "ran a batch of 2 photos" in worker.log()
+    assert "model mask_rcnn_coco: batches of up to 1" in worker.log()
 
 
 def test_light_jobs_do_not_wait_behind_heavy_ones(start_worker, heavy_settings, client):

@@ -27,6 +27,14 @@ def test_a_redelivery_to_the_same_worker_reclaims_its_dead_attempt(job):
     assert job.attempts == 2
 
 
+def test_a_batching_worker_never_takes_over_a_job_running_under_its_own_name(job):
+    # Its threads run several jobs under one node name: the first attempt may be alive.
+    assert job.claim("gpu@host", alone=False)
+    assert not job.claim("gpu@host", alone=False)
+    assert job.attempts == 1
+    assert job.claim("gpu@host", redelivered=True, alone=False)  # the broker knows it died
+
+
 def test_claims_stop_at_the_attempt_limit(job, settings):
     settings.JOB_MAX_ATTEMPTS = 2
     assert job.claim("w1@host") and job.claim("w1@host")

@@ -1,6 +1,22 @@
-"""What several worker tests need: filling polygons as a canvas does."""
+"""What several worker tests need: a job run to success in process, and filling polygons
+as a canvas does."""
 
 import numpy as np
+
+from jobs.models import Job
+from tests.jobs.helpers import submit
+from workers.pipeline import run_job
+
+
+def succeeded(client, task, data, name, **fields):
+    """Submit a job through the API, run it here with run_job, and return it succeeded."""
+    response = submit(client, task, data=data, name=name, **fields)
+    assert response.status_code == 202, response.content
+    job = Job.objects.get(pk=response.json()["id"])
+    run_job(job.pk, "w@test")
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error_message
+    return job
 
 
 def filled(parts, height, width, rule="evenodd"):

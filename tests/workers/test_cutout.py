@@ -10,8 +10,9 @@ from PIL import Image
 from jobs.models import Job
 from tests.conftest import eval_photo, gradient, image_bytes
 from tests.jobs.helpers import assert_error, submit, upload
+from tests.workers.helpers import succeeded
 from tests.workers.test_fetching import ImageServer
-from tests.workers.test_pipeline import open_output
+from tests.workers.test_pipeline import open_output, phone_photo
 from workers.pipeline import run_job
 
 pytestmark = pytest.mark.django_db
@@ -20,13 +21,7 @@ ASTRONAUT = "photos/astronaut.jpg"
 
 
 def cutout(client, photo=ASTRONAUT, **fields):
-    response = submit(client, "cutout", data=eval_photo(photo).read_bytes(), name="a.jpg", **fields)
-    assert response.status_code == 202, response.content
-    job = Job.objects.get(pk=response.json()["id"])
-    run_job(job.pk, "w@test")
-    job.refresh_from_db()
-    assert job.status == "succeeded", job.error_message
-    return job
+    return succeeded(client, "cutout", eval_photo(photo).read_bytes(), "a.jpg", **fields)
 
 
 def test_a_transparent_cutout_of_the_astronaut_keeps_her_and_clears_the_rest(alice, sent, engines):
@@ -209,3 +204,13 @@ def test_an_instance_models_score_threshold_reaches_the_cutout(alice, sent, engi
     assert kept.result["classes"] == ["cat"] and kept.result["foreground_fraction"] > 0.5  # the cat, at 0.76
     assert dropped.result["classes"] == [] and dropped.result["foreground_fraction"] == 0
     assert dropped.result["foreground_box"] is None
+
+
+def test_a_12_mp_cutout_is_made_at_full_size_from_a_smaller_network_copy(alice, sent, engines):
+    large = succeeded(alice, "cutout", phone_photo(ASTRONAUT), "phone.jpg", foreground="person")
+    small = cutout(alice, foreground="person")
+    matte = open_output(large, "matte.png")
+    assert matte.size == (4032, 3024) and open_output(large, "cutout.png").size == (4032, 3024)
+    assert large.result["image_size"] == [4032, 3024]
+    # The same astronaut: her share of the photo as the 512 px cutout finds it.
+    assert abs(large.result["foreground_fraction"] - small.result["foreground_fraction"]) < 0.02

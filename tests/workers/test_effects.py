@@ -1,5 +1,6 @@
 """The background effects on arrays made here: refinement, decontamination, composites."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -31,6 +32,17 @@ def test_refinement_turns_stair_steps_into_the_photos_own_soft_edge():
     assert ((coarse[edge] > 0) & (coarse[edge] < 1)).mean() == 0  # a hard mask: no soft pixel
     assert ((refined[edge] > 0.05) & (refined[edge] < 0.95)).mean() > 0.5
     # Closer to the true alpha than the stairs were.
+    assert np.abs(refined - truth).mean() < 0.85 * np.abs(coarse - truth).mean()
+
+
+def test_the_subsampled_filter_of_a_large_photo_agrees_with_the_full_one():
+
+    photo, truth = diagonal_photo(1024)
+    coarse = coarse_upscaled(truth, 16)
+    refined = effects.refine(photo, coarse, network_side=64)  # radius 32: subsampled by 8
+    grey = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+    full = np.clip(cv2.ximgproc.guidedFilter(grey, coarse, 32, effects.EPS * 255 * 255), 0, 1)
+    assert np.abs(refined - full).mean() < 0.01
     assert np.abs(refined - truth).mean() < 0.85 * np.abs(coarse - truth).mean()
 
 

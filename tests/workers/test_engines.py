@@ -1,5 +1,7 @@
 """The real models on real photos, in process: what each returns at the original size."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -156,3 +158,38 @@ def test_the_small_deeplab_finds_the_astronaut_too(engines):
     rgb = rgb_of("photos/astronaut.jpg")
     class_map = engines.get_model("deeplabv3_mnv2_dm05_pascal").infer(rgb, {}).class_map
     assert class_map.shape == rgb.shape[:2] and 0.35 < (class_map == 15).mean() < 0.5  # MANIFEST: 0.433
+
+
+# --- fitting.reduction: how far a large photo may be reduced before inference -----------------
+
+
+def spec_input(fit, side=513):
+    return SimpleNamespace(width=side, height=side, fit=fit)
+
+
+@pytest.mark.parametrize(
+    "fit, size, factor",
+    [
+        ("letterbox", (4032, 3024), 2),  # a phone's 12 MP: 2016 long, under 2048
+        ("letterbox", (8000, 6000), 4),
+        ("letterbox", (2048, 1536), 1),  # already within the bound
+        ("letterbox", (66000, 16), 64),  # the long side is what the network sees
+        ("tiles", (66000, 16), 1),  # each tile's short side would fall below the input
+        ("tiles", (8000, 2000), 2),  # 1000 short: still at least 513 a tile
+        ("tiles", (4032, 3024), 2),
+    ],
+)
+def test_a_photo_is_reduced_to_the_bound_but_never_below_the_networks_input(fit, size, factor):
+    assert fitting.reduction(spec_input(fit), 2048)(*size) == factor
+
+
+def test_a_network_larger_than_the_bound_keeps_its_own_resolution():
+    assert fitting.reduction(spec_input("letterbox", side=1024), 512)(4096, 3072) == 4  # 1024 long
+
+
+def test_a_cutouts_network_copy_is_about_twice_the_networks_input():
+    photo = np.zeros((3024, 4032, 3), dtype=np.uint8)
+    assert fitting.network_copy(photo, spec_input("letterbox")).shape == (756, 1008, 3)
+    small = np.zeros((512, 512, 3), dtype=np.uint8)
+    assert fitting.network_copy(small, spec_input("letterbox")) is small
+    assert fitting.network_copy(photo, spec_input("native")) is photo  # the runtime sizes it

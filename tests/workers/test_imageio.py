@@ -159,3 +159,36 @@ def test_a_photo_turned_by_its_container_decodes_as_it_is_shown(fmt):
     # The pixels, not only the size: turned the wrong way, the gradients would run backwards.
     difference = np.abs(decoded.rgb.astype(int) - np.asarray(shown.convert("RGB"), dtype=int))
     assert difference.mean() < 8
+
+
+# --- reduced decoding: a large photo's pixels at 1/k, its own size kept -----------------------
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_reduced_decode_keeps_the_photos_size_and_looks_the_same(fmt, orientation):
+    shown = gradient(1600, 1200)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = Image.fromarray(shown).rotate(90, expand=True) if orientation == 6 else Image.fromarray(shown)
+    data = image_bytes(stored, fmt, exif=exif)
+    asked = []
+
+    def quarter(width, height):
+        asked.append((width, height))
+        return 4
+
+    decoded = decode_image(io.BytesIO(data), LIMIT, quarter)
+    assert asked == [stored.size]  # the stored size: the factor does not depend on the turn
+    assert (decoded.width, decoded.height) == (1600, 1200)  # as displayed, not as decoded
+    assert decoded.rgb.shape == (300, 400, 3)
+    expected = np.asarray(Image.fromarray(shown).reduce(4), dtype=int)
+    assert np.abs(decoded.rgb.astype(int) - expected).mean() < 4  # JPEG's loss, not a wrong turn
+
+
+def test_a_reduced_jpeg_is_decoded_by_libjpeg_at_that_scale(monkeypatch):
+    data = image_bytes(Image.fromarray(gradient(1600, 1200)), "JPEG")
+    reductions = []
+    monkeypatch.setattr(Image.Image, "reduce", lambda self, factor, box=None: reductions.append(factor))
+    decoded = decode_image(io.BytesIO(data), LIMIT, lambda width, height: 8)
+    assert decoded.rgb.shape == (150, 200, 3) and reductions == []  # nothing left to box-reduce

@@ -11,6 +11,7 @@ from jobs.lifecycle.storage import job_file_path
 from jobs.models import Job
 from tests.conftest import eval_photo, gradient, image_bytes
 from tests.jobs.helpers import submit
+from tests.workers.helpers import succeeded
 from workers.pipeline import run_job
 
 pytestmark = pytest.mark.django_db
@@ -104,8 +105,60 @@ def test_a_semantic_jobs_classes_reach_the_engine(alice, sent, engines):
     assert {c["label"] for c in only_cats.result["classes"]} <= {"background", "cat"}
 
 
+def phone_photo(path):
+    """A 4032x3024 JPEG (a phone's 12 MP) of an eval photo."""
+    photo = Image.open(eval_photo(path)).convert("RGB").resize((4032, 3024), Image.BICUBIC)
+    return image_bytes(photo, "JPEG", quality=92)
+
+
+def box_iou(one, other):
+    """Intersection over union of two COCO boxes (x, y, width, height)."""
+    (x0, y0, w0, h0), (x1, y1, w1, h1) = one, other
+    width = max(0, min(x0 + w0, x1 + w1) - max(x0, x1))
+    height = max(0, min(y0 + h0, y1 + h1) - max(y0, y1))
+    return width * height / (w0 * h0 + w1 * h1 - width * height)
+
+
+def run_large(client, data, settings, overlay_max_side, task):
+    settings.OVERLAY_MAX_SIDE = overlay_max_side
+    return succeeded(client, task, data, "phone.jpg")
+
+
+def test_a_large_photo_is_drawn_reduced_while_its_mask_stays_full_size(alice, sent, engines, settings):
+    data = phone_photo("photos/astronaut.jpg")
+    reduced = run_large(alice, data, settings, 2048, "semantic")
+    whole = run_large(alice, data, settings, 0, "semantic")
+    mask, whole_mask = (np.asarray(open_output(job, "mask.png")) for job in (reduced, whole))
+    assert mask.shape == whole_mask.shape == (3024, 4032)
+    assert (reduced.input_width, reduced.input_height) == (4032, 3024)
+    person, whole_person = mask == 15, whole_mask == 15
+    assert person.mean() >= 0.30  # the astronaut
+    # The network saw the same picture: the outlines differ by a pixel or two of its own.
+    assert (person & whole_person).sum() / (person | whole_person).sum() > 0.97
+    assert open_output(reduced, "overlay.jpg").size == (2016, 1512)
+    assert open_output(whole, "overlay.jpg").size == (4032, 3024)
+    assert [c["label"] for c in reduced.result["classes"]] == [c["label"] for c in whole.result["classes"]]
+
+
+def test_a_large_photos_instances_are_found_at_its_full_size(alice, sent, engines, settings):
+    data = phone_photo("photos/chelsea.jpg")
+    reduced = run_large(alice, data, settings, 2048, "instance")
+    whole = run_large(alice, data, settings, 0, "instance")
+    index_map = np.asarray(open_output(reduced, "instances.png"))
+    assert index_map.shape == (3024, 4032)
+    assert open_output(reduced, "overlay.jpg").size == (2016, 1512)
+    found, expected = reduced.result["instances"], whole.result["instances"]
+    assert [i["label"] for i in found] == [i["label"] for i in expected] and found
+    for one, other in zip(found, expected, strict=True):
+        # Boxes in the photo's own pixels, where the full decode's are. Not to the pixel: this
+        # cat's box moves by 7% of the photo's width when it is only saved again as a JPEG.
+        assert box_iou(one["bbox"], other["bbox"]) > 0.85, (one["bbox"], other["bbox"])
+        assert one["rle"]["size"] == [3024, 4032]
+
+
 @pytest.mark.parametrize("task", ["semantic", "instance"])
-def test_a_panorama_too_long_for_jpeg_gets_a_png_overlay(alice, sent, engines, task):
+def test_a_panorama_too_long_for_jpeg_gets_a_png_overlay(alice, sent, engines, task, settings):
+    settings.OVERLAY_MAX_SIDE = 0  # drawn at full size (by default it is drawn reduced)
     wide = image_bytes(gradient(width=66000, height=16))  # libjpeg stops at 65500 a side
     response = submit(alice, data=wide, name="in.png", task=task)
     assert response.status_code == 202, response.content
@@ -162,15 +215,26 @@ def test_a_job_that_exhausted_its_attempts_fails_as_worker_lost(alice, sent, eng
     assert job.status == "failed" and job.error_code == "worker_lost"
 
 
+def test_a_batching_worker_leaves_a_job_another_of_its_threads_runs(alice, sent, engines, monkeypatch):
+    from workers import registry
+
+    monkeypatch.setattr(registry, "_shared", [True])
+    job = submitted(alice, task="semantic")
+    job.claim("w@test")  # a thread of this same node runs it; a duplicate message arrives
+    run_job(job.pk, "w@test")
+    job.refresh_from_db()
+    assert job.status == "running" and job.attempts == 1
+
+
 class InterruptingEngine:
     """Wraps the real engine and lets the test act on the job while inference runs."""
 
     def __init__(self, engine, during):
         self.engine, self.during, self.spec = engine, during, engine.spec
 
-    def infer(self, rgb, options):
+    def infer(self, rgb, options, size=None):
         self.during()
-        return self.engine.infer(rgb, options)
+        return self.engine.infer(rgb, options, size)
 
 
 def run_interrupted(job, during, monkeypatch):

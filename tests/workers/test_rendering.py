@@ -5,6 +5,7 @@ from PIL import Image
 
 from tests.conftest import COCO_80, PASCAL_VOC, eval_photo, gradient
 from workers.rendering import (
+    alpha_levels,
     encode_overlay,
     instance_map,
     instance_overlay,
@@ -192,3 +193,12 @@ def test_instance_map_gives_a_tie_to_the_instance_listed_first():
     full = np.ones((4, 4), dtype=bool)
     tied = [Instance(1, 0.9, (0, 0, 4, 4), full), Instance(2, 0.9, (0, 0, 4, 4), full)]
     assert (instance_map(tied, 4, 4) == 1).all()
+
+
+def test_alpha_levels_round_and_clip_as_the_arithmetic_says():
+    values = np.array([-0.5, 0.0, 0.5 / 255, 1.5 / 255, 0.5, 254.5 / 255, 1.0, 7.0], dtype=np.float32)
+    assert alpha_levels(values[None]).tolist() == [[0, 0, 0, 2, 128, 254, 255, 255]]  # half to even
+    noise = np.random.default_rng(1).random((300, 400), dtype=np.float32) * 1.4 - 0.2
+    expected = np.rint(np.clip(noise, 0.0, 1.0) * 255.0).astype(np.uint8)
+    assert np.array_equal(alpha_levels(noise), expected)
+    assert alpha_levels(noise.astype(np.float64)).dtype == np.uint8

@@ -2,7 +2,8 @@
 
 Each runtime is named by a spec's `runtime` field and exposes the same small interface:
 `input_shape` and `input_dtype` (as the file declares them; None for a dimension left
-open), `output_shapes`, and `run(tensor) -> [output arrays]`. The runtime's own library
+open), `output_shapes`, `run(tensor) -> [output arrays]`, and `batches()`: whether run()
+takes a tensor of several photos (workers/batching.py). The runtime's own library
 is imported only when a worker loads a model of that runtime: the web process never does.
 """
 

@@ -29,6 +29,10 @@ class Runtime:
         self.input_dtype = _TYPES.get(first.type, first.type)
         self.output_shapes = [[_dimension(d) for d in output.shape] for output in self.session.get_outputs()]
 
+    def batches(self):
+        """Whether the graph's first dimension is left open (`batch`), so it takes several photos."""
+        return self.input_shape[0] is None
+
     def run(self, tensor):
         return self.session.run(None, {self.input_name: tensor})
 

@@ -6,6 +6,8 @@ the photo itself (`input.fit = "native"`): pixellib's detect() resizes, runs the
 and maps boxes and full-size masks back, and its answer is what the mask_rcnn decoder reads.
 """
 
+import contextlib
+
 import numpy as np
 
 from workers.results import MIN_SCORE
@@ -41,8 +43,36 @@ class Runtime:
         else:
             self.input_shape, self.output_shapes = None, None  # detect() takes any photo
         self.input_dtype = "float32"
+        self._context = _graph_context()
+
+    def batches(self):
+        """DeepLab's Keras network takes a batch; Mask R-CNN's detect() is given one photo."""
+        return self.detector is None
 
     def run(self, tensor):
-        if self.detector is not None:  # the photo itself, (H, W, 3) uint8
-            return [self.detector.detect([np.ascontiguousarray(tensor)], verbose=0)[0]]
-        return [self.model.predict(tensor, verbose=0)]
+        with self._context():
+            if self.detector is not None:  # the photo itself, (H, W, 3) uint8
+                return [self.detector.detect([np.ascontiguousarray(tensor)], verbose=0)[0]]
+            return [self.model.predict(tensor, verbose=0)]
+
+
+def _graph_context():
+    """What run() needs around it to work from any thread (a batching worker's Batcher).
+
+    In graph mode (pixellib's Mask R-CNN turns eager execution off for the whole process)
+    the default graph and Keras' session are per thread: another thread's predict() fails
+    with "Tensor ... is not an element of this graph". The loading thread's are kept here.
+    """
+    import tensorflow as tf
+
+    if tf.executing_eagerly():
+        return contextlib.nullcontext
+    graph, session = tf.compat.v1.get_default_graph(), tf.compat.v1.keras.backend.get_session()
+
+    @contextlib.contextmanager
+    def loaded_graph():
+        with graph.as_default(), session.as_default():
+            tf.compat.v1.keras.backend.set_session(session)
+            yield
+
+    return loaded_graph
