@@ -109,13 +109,14 @@ def wait_until_announced(worker, redis_url, deadline):
     """Until a pool process of `worker` has loaded, warmed up and announced its models
     (core/serving.py): the web process takes a job only for a model a live worker announces.
 
-    Keys are SERVING + "<name>@<host>:<pid>". Only this worker's own pool processes count:
-    a stopped worker of the same name may have renewed its key once more as it went.
+    Keys are SERVING + "<name>@<host>:<pid>". Only this worker's own processes count (its
+    pool processes, or itself with a threads pool): a stopped worker of the same name may
+    have renewed its key once more as it went.
     """
     client = redis.Redis.from_url(redis_url)
     while True:
         pids = {int(key.rsplit(b":", 1)[1]) for key in client.keys(f"{SERVING}{worker.name}@*")}
-        if pids & set(worker.children()):
+        if pids & {worker.pid, *worker.children()}:
             return
         if not worker.alive() or time.monotonic() > deadline:
             raise AssertionError(f"{worker.name} never announced its models:\n{worker.log()[-5000:]}")
