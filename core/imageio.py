@@ -1,4 +1,5 @@
-"""Check and decode untrusted uploads: RGB arrays at their original size, orientation applied.
+"""Check and decode untrusted uploads: RGB arrays (at their own size, or reduced when the
+worker asks), orientation applied.
 
 The web process checks an upload before a job exists (inspect_image: its header and at most
 a reduced decode); the worker decodes the stored input (decode_image). Pure Pillow and
@@ -129,7 +130,9 @@ def decode_image(fileobj, max_pixels, reduction=None):
     whole and box-reduced.
 
     Peak memory is Pillow's decoded image plus the RGB array (about 7 bytes a pixel for
-    RGBA, 5 for 16-bit grey): 280 MB at the 40 MP limit, whatever the mode.
+    RGBA, 5 for 16-bit grey): 280 MB at the 40 MP limit, whatever the mode; a reduced
+    non-JPEG adds its reduced copy (a quarter of the RGB array or less). A reduced JPEG is
+    decoded at its reduced size.
     Raises ImageError (400), UnsupportedFormat (415) or ImageTooLarge (413).
     """
     image, image_format = _open_checked(fileobj, max_pixels)

@@ -217,7 +217,8 @@ BATCH_WAIT_MS = env_int("BATCH_WAIT_MS", 10, minimum=0, maximum=1000)
 # A photo whose long side is over this is decoded at 1/2, 1/4... of its size for inference
 # and drawing (JPEG's own scaled decode), never below the model's input size: its overlay
 # is at most this long, while masks, instances and summaries stay at the photo's full size.
-# A cutout always uses every pixel. 0: decode everything at full size.
+# A cutout always uses every pixel, and a model that sizes the photo itself (Mask R-CNN,
+# fit "native") gets it whole. 0: decode everything at full size.
 OVERLAY_MAX_SIDE = env_int("OVERLAY_MAX_SIDE", 2048, minimum=0)
 # Lifetime of the signed file URLs in a job's result.
 FILE_URL_MAX_AGE = env_int("FILE_URL_MAX_AGE", 3600, minimum=60)

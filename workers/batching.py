@@ -49,6 +49,9 @@ class Batcher:
         try:
             return future.result(timeout=self.timeout_seconds)
         except FutureTimeout:
+            # Still queued: it will not be run for nobody (a backlog must not grow on photos
+            # whose jobs have failed). Already running: it finishes and its answer is dropped.
+            future.cancel()
             raise InferenceTimedOut(f"inference took longer than {self.timeout_seconds} s") from None
 
     def _serve(self):
@@ -63,6 +66,10 @@ class Batcher:
                     )
                 except queue.Empty:
                     break
+            # Those whose jobs gave up waiting (canceled) are dropped; the rest can no longer be.
+            batch = [(tensor, future) for tensor, future in batch if future.set_running_or_notify_cancel()]
+            if not batch:
+                continue
             try:
                 answers = self._answers([tensor for tensor, _ in batch])
             except Exception as exc:  # every job of the batch fails as it would alone

@@ -22,8 +22,11 @@ STORE_RETRIES = 24
 )
 def segment(self, job_id):
     delivery = self.request.delivery_info or {}
+    # A retry's earlier run has ended (it raised): a job it left `running` is taken over as
+    # from a redelivered message, also by a batching worker that shares its node name.
+    redelivered = bool(delivery.get("redelivered")) or self.request.retries > 0
     try:
-        run_job(job_id, worker=self.request.hostname, redelivered=bool(delivery.get("redelivered")))
+        run_job(job_id, worker=self.request.hostname, redelivered=redelivered)
     except StoreUnavailable as exc:
         countdown = min(60, 5 * 2**self.request.retries)
         raise self.retry(exc=exc, countdown=countdown, max_retries=STORE_RETRIES) from None

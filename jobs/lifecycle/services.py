@@ -163,8 +163,9 @@ def delete_job(job):
 def recover_orphans(worker):
     """Requeue jobs left `running` under this worker name by an earlier, killed process.
 
-    Called when a worker starts: a node runs one job at a time, so anything still running
-    under its name cannot be running now.
+    Called when a worker starts: nothing runs under its name before it has started (a
+    prefork node runs one job at a time, a batching node several, all in this process), so
+    anything still running under that name cannot be running now.
     """
     recovered = []
     for job in Job.objects.filter(status=Job.Status.RUNNING, worker=worker):

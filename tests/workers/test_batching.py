@@ -124,3 +124,33 @@ def test_outputs_that_cannot_be_split_fail_their_batch_and_the_thread_lives_on()
     errors = [answer for answer in run_together(batcher, 2).values() if isinstance(answer, TypeError)]
     assert len(errors) == 2
     assert (batcher.run(photo(5))[0] == 5).all()
+
+
+def test_a_photo_whose_job_gave_up_waiting_is_not_run():
+    release, calls = threading.Event(), []
+
+    def run(batch):
+        calls.append(float(batch[0, 0, 0]))
+        release.wait(30)
+        return [batch]
+
+    batcher = Batcher(run, max_size=1, wait_seconds=0.0, timeout_seconds=0.3)
+    first = threading.Thread(target=_quiet, args=(batcher, photo(1)))
+    first.start()
+    deadline = time.monotonic() + 10
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(InferenceTimedOut):
+        batcher.run(photo(2))  # queued behind the first, which holds the runtime
+    release.set()
+    first.join(timeout=30)
+    assert (batcher.run(photo(3))[0] == 3).all()
+    assert calls == [1.0, 3.0]  # photo 2's job had failed: nobody was left to answer
+
+
+def _quiet(batcher, tensor):
+    try:
+        batcher.run(tensor)
+    except InferenceTimedOut:
+        pass  # the first photo waits longer than the limit too; only the runtime's calls count
+

@@ -226,6 +226,21 @@ def test_a_batching_worker_leaves_a_job_another_of_its_threads_runs(alice, sent,
     assert job.status == "running" and job.attempts == 1
 
 
+def test_a_retry_takes_back_the_job_its_own_earlier_run_left_running(alice, sent, engines, monkeypatch):
+    # A database error after the claim: Celery retries the task, the message not marked
+    # redelivered. Even a batching worker (several jobs under one name) takes the job back.
+    from celery.utils.nodenames import gethostname
+
+    from workers import registry, tasks
+
+    monkeypatch.setattr(registry, "_shared", [True])
+    job = submitted(alice, task="semantic")
+    job.claim(gethostname())  # the hostname Task.apply runs under
+    tasks.segment.apply(args=[str(job.pk)], retries=1)
+    job.refresh_from_db()
+    assert job.status == "succeeded" and job.attempts == 2
+
+
 class InterruptingEngine:
     """Wraps the real engine and lets the test act on the job while inference runs."""
 
