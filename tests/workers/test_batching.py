@@ -153,4 +153,3 @@ def _quiet(batcher, tensor):
         batcher.run(tensor)
     except InferenceTimedOut:
         pass  # the first photo waits longer than the limit too; only the runtime's calls count
-

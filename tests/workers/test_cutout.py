@@ -206,8 +206,22 @@ def test_an_instance_models_score_threshold_reaches_the_cutout(alice, sent, engi
     assert dropped.result["foreground_box"] is None
 
 
-def test_a_12_mp_cutout_is_made_at_full_size_from_a_smaller_network_copy(alice, sent, engines):
+def test_a_12_mp_cutout_is_made_at_full_size_from_a_smaller_network_copy(alice, sent, engines, monkeypatch):
+    from workers import pipeline
+
+    real, seen = pipeline.get_model("deeplabv3_mnv2_pascal"), []
+
+    class Recording:  # the real engine, noting the size of each photo it is given
+        spec = real.spec
+
+        def infer(self, rgb, options, size=None):
+            seen.append(rgb.shape[:2])
+            return real.infer(rgb, options, size)
+
+    monkeypatch.setattr(pipeline, "get_model", lambda name: Recording())
     large = succeeded(alice, "cutout", phone_photo(ASTRONAUT), "phone.jpg", foreground="person")
+    assert seen == [(756, 1008)]  # the network's copy, not the 12 MP photo
+    monkeypatch.undo()
     small = cutout(alice, foreground="person")
     matte = open_output(large, "matte.png")
     assert matte.size == (4032, 3024) and open_output(large, "cutout.png").size == (4032, 3024)
