@@ -29,4 +29,8 @@ def test_a_jobs_task_events_reach_an_event_consumer(stack, photo):
         assert time.monotonic() < deadline, events.log()[-3000:]
         time.sleep(0.3)
     kinds = re.findall(rf"\] task (\w+): workers\.tasks\.segment\({job_id}\)", events.log())
-    assert kinds == ["sent", "received", "started", "succeeded"]
+    # "sent" comes from the web process and the rest from the worker: two publishers, so the
+    # consumer may hear "sent" after the worker has started (it did in CI). Only the worker's
+    # own events have an order to keep.
+    assert sorted(kinds) == sorted(["sent", "received", "started", "succeeded"])
+    assert [kind for kind in kinds if kind != "sent"] == ["received", "started", "succeeded"]
