@@ -27,6 +27,18 @@ def test_a_redelivery_to_the_same_worker_reclaims_its_dead_attempt(job):
     assert job.attempts == 2
 
 
+def test_a_claim_from_a_stale_read_fails_and_counts_no_attempt_wrong(job):
+    # Read, then claimed elsewhere and put back in the queue (its worker died): the row is
+    # queued again, as the stale read saw it, but one attempt on. A claim does not read the
+    # row back, so it must not succeed on attempts it has not seen.
+    stale = Job.objects.get(pk=job.pk)
+    assert job.claim("w1@host") and job.requeue()
+    assert not stale.claim("w2@host")
+    assert stale.attempts == 1 and stale.status == "queued"  # read back, as every loser is
+    assert stale.claim("w2@host")
+    assert Job.objects.get(pk=job.pk).attempts == stale.attempts == 2
+
+
 def test_a_batching_worker_never_takes_over_a_job_running_under_its_own_name(job):
     # Its threads run several jobs under one node name: the first attempt may be alive.
     assert job.claim("gpu@host", alone=False)
