@@ -72,12 +72,25 @@ class Batcher:
                 continue
             try:
                 answers = self._answers([tensor for tensor, _ in batch])
-            except Exception as exc:  # every job of the batch fails as it would alone
-                for _, future in batch:
-                    future.set_exception(exc)
-                continue  # and this thread lives on: every later job needs it
+            except Exception as exc:
+                # This thread lives on whatever happens: every later job needs it.
+                if len(batch) == 1:
+                    batch[0][1].set_exception(exc)
+                    continue
+                # A batch that fails (a GPU out of memory, one photo the runtime refuses)
+                # runs again photo by photo: only a photo that fails alone fails its job.
+                log.warning("a batch of %d photos failed (%r): running each alone", len(batch), exc)
+                for tensor, future in batch:
+                    self._run_alone(tensor, future)
+                continue
             for (_, future), answer in zip(batch, answers, strict=True):
                 future.set_result(answer)
+
+    def _run_alone(self, tensor, future):
+        try:
+            future.set_result(self._answers([tensor])[0])
+        except Exception as exc:
+            future.set_exception(exc)
 
     def _answers(self, tensors):
         """Each photo's outputs. A photo alone gets the runtime's outputs as they are (Mask

@@ -72,19 +72,37 @@ def test_a_photo_alone_waits_only_batch_wait_before_it_runs():
     assert time.monotonic() - started < 1.0 and run.sizes == [1]
 
 
-def test_a_failing_batch_fails_each_of_its_photos_and_the_next_batch_runs():
-    calls = []
+def test_a_failing_batch_runs_again_photo_by_photo_and_only_the_photo_that_fails_alone_fails():
+    sizes = []
 
     def run(batch):
-        calls.append(len(batch))
-        if len(calls) == 1:
+        sizes.append(len(batch))
+        if (batch == 1).any():  # the runtime refuses photo 1, and any batch holding it
             raise RuntimeError("the runtime broke")
         return [batch]
 
     batcher = Batcher(run, max_size=2, wait_seconds=0.5, timeout_seconds=30)
-    failures = [str(answer) for answer in run_together(batcher, 2).values()]
-    assert failures == ["the runtime broke"] * 2
-    assert (batcher.run(photo(3))[0] == 3).all()
+    answers = run_together(batcher, 2)
+    assert sizes == [2, 1, 1]
+    assert (answers[0][0] == 0).all()
+    assert str(answers[1]) == "the runtime broke"
+    assert (batcher.run(photo(3))[0] == 3).all()  # the thread lives on
+
+
+def test_a_photo_that_fails_alone_fails_once_and_the_thread_lives_on():
+    sizes = []
+
+    def run(batch):
+        sizes.append(len(batch))
+        if len(sizes) == 1:
+            raise RuntimeError("the runtime broke")
+        return [batch]
+
+    batcher = Batcher(run, max_size=1, wait_seconds=0.0, timeout_seconds=30)
+    with pytest.raises(RuntimeError, match="the runtime broke"):
+        batcher.run(photo(1))
+    assert (batcher.run(photo(2))[0] == 2).all()
+    assert sizes == [1, 1]
 
 
 def test_a_photo_that_waits_past_its_time_limit_times_out():
@@ -116,13 +134,13 @@ def test_a_photo_alone_gets_the_runtimes_outputs_as_they_are():
     assert batcher.run(photo(2))[0]["rois"].shape == (1, 4, 4)
 
 
-def test_outputs_that_cannot_be_split_fail_their_batch_and_the_thread_lives_on():
+def test_outputs_that_cannot_be_split_are_taken_photo_by_photo():
     def run(batch):
         return [{"not": "sliceable"}] if len(batch) > 1 else [batch]
 
     batcher = Batcher(run, max_size=2, wait_seconds=0.5, timeout_seconds=30)
-    errors = [answer for answer in run_together(batcher, 2).values() if isinstance(answer, TypeError)]
-    assert len(errors) == 2
+    answers = run_together(batcher, 2)
+    assert all((answers[value][0] == value).all() for value in (0, 1)), answers
     assert (batcher.run(photo(5))[0] == 5).all()
 
 
