@@ -51,17 +51,21 @@ def announcement(models):
     return [{"spec": model.spec.to_dict(), "sha256": model.sha256} for model in models]
 
 
+# Set by withdraw(): this process's renewing thread stops.
+_withdrawn = threading.Event()
+
+
 def announce(worker, models):
     """Start announcing this process (of node `worker`) as ready with `models`."""
     payload = announcement(models)
 
     def renew():
-        while True:
+        while not _withdrawn.is_set():
             try:
                 publish(worker, payload)
             except redis.RedisError as exc:  # the broker's Redis is down: nothing to run anyway
                 log.warning("could not announce readiness: %s", exc)
-            time.sleep(RENEW_SECONDS)
+            _withdrawn.wait(RENEW_SECONDS)
 
     threading.Thread(target=renew, name="readiness", daemon=True).start()
 
@@ -79,10 +83,13 @@ def publish(worker, payload, pid=None):
 
 
 def withdraw(worker):
-    """This process stops announcing (a graceful shutdown): it drops out at once, not in TTL_SECONDS.
+    """This process stops announcing (a graceful shutdown, or a stuck runtime): it drops
+    out at once, not in TTL_SECONDS, and its renewing thread stops.
 
-    The renewing thread may still write once more; the key then expires as after a crash.
+    A renewal already under way may still write once more; the key then expires as after
+    a crash.
     """
+    _withdrawn.set()
     try:
         _redis().delete(_key(worker, os.getpid()))
     except redis.RedisError as exc:

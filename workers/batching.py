@@ -31,10 +31,12 @@ class Batcher:
     def __init__(self, run, max_size, wait_seconds, timeout_seconds, name="model"):
         """`run(batch) -> [outputs, each with the batch first]`: the runtime's own run."""
         self._run = run
+        self.name = name
         self.max_size = max_size
         self.wait_seconds = wait_seconds
         self.timeout_seconds = timeout_seconds
         self._requests = queue.Queue()
+        self._running_since = None  # when the runtime call under way began (monotonic)
         self._thread = threading.Thread(target=self._serve, name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
@@ -54,6 +56,13 @@ class Batcher:
             future.cancel()
             raise InferenceTimedOut(f"inference took longer than {self.timeout_seconds} s") from None
 
+    def stuck(self):
+        """Whether the runtime call under way has run longer than any photo may wait for
+        it: every job of this model times out until the process is restarted (a thread
+        cannot be stopped; workers/watchdog.py restarts it)."""
+        started = self._running_since
+        return started is not None and time.monotonic() - started > self.timeout_seconds
+
     def _serve(self):
         while True:
             batch = [self._requests.get()]  # wait for the first, however long
@@ -71,20 +80,27 @@ class Batcher:
             if not batch:
                 continue
             try:
-                answers = self._answers([tensor for tensor, _ in batch])
-            except Exception as exc:
-                # This thread lives on whatever happens: every later job needs it.
-                if len(batch) == 1:
-                    batch[0][1].set_exception(exc)
-                    continue
-                # A batch that fails (a GPU out of memory, one photo the runtime refuses)
-                # runs again photo by photo: only a photo that fails alone fails its job.
-                log.warning("a batch of %d photos failed (%r): running each alone", len(batch), exc)
-                for tensor, future in batch:
-                    self._run_alone(tensor, future)
-                continue
-            for (_, future), answer in zip(batch, answers, strict=True):
-                future.set_result(answer)
+                self._settle(batch)
+            finally:
+                self._running_since = None
+
+    def _settle(self, batch):
+        """Each future of `batch` given its photo's outputs, or what its run raised."""
+        try:
+            answers = self._answers([tensor for tensor, _ in batch])
+        except Exception as exc:
+            # The serving thread lives on whatever happens: every later job needs it.
+            if len(batch) == 1:
+                batch[0][1].set_exception(exc)
+                return
+            # A batch that fails (a GPU out of memory, one photo the runtime refuses) runs
+            # again photo by photo: only a photo that fails alone fails its job.
+            log.warning("a batch of %d photos failed (%r): running each alone", len(batch), exc)
+            for tensor, future in batch:
+                self._run_alone(tensor, future)
+            return
+        for (_, future), answer in zip(batch, answers, strict=True):
+            future.set_result(answer)
 
     def _run_alone(self, tensor, future):
         try:
@@ -95,6 +111,7 @@ class Batcher:
     def _answers(self, tensors):
         """Each photo's outputs. A photo alone gets the runtime's outputs as they are (Mask
         R-CNN's detect() answers a dict, not an array with a batch dimension)."""
+        self._running_since = time.monotonic()  # each runtime call: what stuck() times
         if len(tensors) == 1:
             return [self._run(tensors[0])]
         outputs = self._run(np.concatenate(tensors))

@@ -15,8 +15,9 @@ from workers.model import Model
 log = logging.getLogger(__name__)
 
 _models = {}
-# Whether this process's models are shared by threads through Batchers (a batching worker).
-_shared = []
+# The Batchers through which this process's threads share its models (a batching worker),
+# by model name.
+_batchers = {}
 
 
 class ModelNotLoaded(Exception):
@@ -40,7 +41,6 @@ def load_models(specs, warm_up=True, batching=None):
             model.warm_up()
         if batching:
             _share(model, *batching, warm_up=warm_up)
-            _shared[:] = [True]
         _models[spec.name] = model
         log.info("loaded model %s in %.0f ms", spec.name, (time.monotonic() - started) * 1000)
 
@@ -49,7 +49,9 @@ def _share(model, max_size, wait_seconds, timeout_seconds, warm_up):
     # A model whose graph takes one photo still gets a Batcher, of one: its runtime is then
     # only used from one thread.
     size = max_size if max_size > 1 and model.runtime.batches() else 1
-    model.share(Batcher(model.runtime.run, size, wait_seconds, timeout_seconds, name=model.spec.name))
+    batcher = Batcher(model.runtime.run, size, wait_seconds, timeout_seconds, name=model.spec.name)
+    model.share(batcher)
+    _batchers[model.spec.name] = batcher
     log.info("model %s: batches of up to %d within %.0f ms", model.spec.name, size, wait_seconds * 1000)
     if warm_up and size > 1 and model.spec.input.fit != "native":
         # Each batch size the runtime may make, made now rather than in a first job.
@@ -69,7 +71,11 @@ def get_model(name):
 
 def shared():
     """Whether jobs here run on threads sharing the models: several at once under one name."""
-    return bool(_shared)
+    return bool(_batchers)
+
+
+def batchers():
+    return list(_batchers.values())
 
 
 def loaded():

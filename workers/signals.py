@@ -19,7 +19,7 @@ from django.db import connections
 from core import serving
 from core.repository import repository
 from jobs.lifecycle.services import recover_orphans
-from workers import registry
+from workers import registry, watchdog
 from workers.weights import weights_problem
 
 log = logging.getLogger(__name__)
@@ -80,11 +80,18 @@ def choose_models(sender, **kwargs):
             _load(batching=(settings.BATCH_MAX, settings.BATCH_WAIT_MS / 1000, settings.JOB_TIME_LIMIT))
         except Exception as exc:
             _refuse([f"loading {[spec.name for spec in _served]} failed: {exc}"])
+        watchdog.watch(registry.batchers(), stop=_stop_warm)
     elif settings.BATCH_MAX > 1:
         log.warning(
             "BATCH_MAX=%d is ignored: batches are made by a worker started with --pool threads",
             settings.BATCH_MAX,
         )
+
+
+def _stop_warm():
+    """Stop announcing, then stop this worker as SIGTERM does: running jobs finish first."""
+    serving.withdraw(_node[0])
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _service_queues():

@@ -171,3 +171,18 @@ def _quiet(batcher, tensor):
         batcher.run(tensor)
     except InferenceTimedOut:
         pass  # the first photo waits longer than the limit too; only the runtime's calls count
+
+
+def test_a_batcher_is_stuck_while_one_call_runs_past_its_time_limit():
+    release = threading.Event()
+    batcher = Batcher(lambda batch: release.wait(30) and [batch], 1, 0.0, timeout_seconds=0.2)
+    assert not batcher.stuck()
+    with pytest.raises(InferenceTimedOut):
+        batcher.run(photo(1))  # its job gave up after 0.2 s; the call goes on
+    assert batcher.stuck()
+    release.set()
+    deadline = time.monotonic() + 10
+    while batcher.stuck():
+        assert time.monotonic() < deadline, "still stuck after its call returned"
+        time.sleep(0.01)
+    assert (batcher.run(photo(2))[0] == 2).all()

@@ -218,7 +218,7 @@ def test_a_job_that_exhausted_its_attempts_fails_as_worker_lost(alice, sent, eng
 def test_a_batching_worker_leaves_a_job_another_of_its_threads_runs(alice, sent, engines, monkeypatch):
     from workers import registry
 
-    monkeypatch.setattr(registry, "_shared", [True])
+    monkeypatch.setattr(registry, "_batchers", {"shared": object()})
     job = submitted(alice, task="semantic")
     job.claim("w@test")  # a thread of this same node runs it; a duplicate message arrives
     run_job(job.pk, "w@test")
@@ -233,7 +233,7 @@ def test_a_retry_takes_back_the_job_its_own_earlier_run_left_running(alice, sent
 
     from workers import registry, tasks
 
-    monkeypatch.setattr(registry, "_shared", [True])
+    monkeypatch.setattr(registry, "_batchers", {"shared": object()})
     job = submitted(alice, task="semantic")
     job.claim(gethostname())  # the hostname Task.apply runs under
     tasks.segment.apply(args=[str(job.pk)], retries=1)
