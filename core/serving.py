@@ -51,8 +51,10 @@ def announcement(models):
     return [{"spec": model.spec.to_dict(), "sha256": model.sha256} for model in models]
 
 
-# Set by withdraw(): this process's renewing thread stops.
+# Set by withdraw(): this process's renewing thread stops. The lock makes sure that no
+# renewal lands after the withdrawal's delete.
 _withdrawn = threading.Event()
+_renewing = threading.Lock()
 
 
 def announce(worker, models):
@@ -60,11 +62,14 @@ def announce(worker, models):
     payload = announcement(models)
 
     def renew():
-        while not _withdrawn.is_set():
-            try:
-                publish(worker, payload)
-            except redis.RedisError as exc:  # the broker's Redis is down: nothing to run anyway
-                log.warning("could not announce readiness: %s", exc)
+        while True:
+            with _renewing:
+                if _withdrawn.is_set():
+                    return
+                try:
+                    publish(worker, payload)
+                except redis.RedisError as exc:  # the broker's Redis is down: nothing to run anyway
+                    log.warning("could not announce readiness: %s", exc)
             _withdrawn.wait(RENEW_SECONDS)
 
     threading.Thread(target=renew, name="readiness", daemon=True).start()
@@ -84,12 +89,9 @@ def publish(worker, payload, pid=None):
 
 def withdraw(worker):
     """This process stops announcing (a graceful shutdown, or a stuck runtime): it drops
-    out at once, not in TTL_SECONDS, and its renewing thread stops.
-
-    A renewal already under way may still write once more; the key then expires as after
-    a crash.
-    """
-    _withdrawn.set()
+    out at once, not in TTL_SECONDS, and its renewing thread stops."""
+    with _renewing:  # a renewal under way ends first
+        _withdrawn.set()
     try:
         _redis().delete(_key(worker, os.getpid()))
     except redis.RedisError as exc:
