@@ -4,8 +4,9 @@ Two ways a job is orphaned, beyond what a restarted worker recovers by itself
 (services.recover_orphans):
 1. `running` past its deadline: the hard time limit kills an attempt JOB_TIME_LIMIT + 30 s
    after it starts (a batching worker's threads are not killed, but each inference call is
-   given up on after JOB_TIME_LIMIT; a tiled model's several calls can outlast the deadline,
-   README "Workers"), so a job still running well past that has lost its worker for good
+   given up on after JOB_TIME_LIMIT, and a call stuck past that stops the worker,
+   workers/watchdog.py; a tiled model's several calls can outlast the deadline, README
+   "Workers"), so a job still running well past that has lost its worker for good
    (a machine gone, a worker never restarted). It is queued again, or, at JOB_MAX_ATTEMPTS,
    failed with `worker_lost`, so a job that kills every worker it meets ends instead of
    looping.
