@@ -70,7 +70,8 @@ def _through_service(base_url, token, data, rounds):
 def _steps(data, rounds):
     """Median ms of each of the cutout's own steps, in this process."""
     from core.imageio import decode_image
-    from workers import cutout, effects, rendering
+    from workers import cutout, effects, png, rendering
+    from workers.runtimes import inference_threads
 
     model = loaded_model(MODEL)
     rgb = decode_image(io.BytesIO(data), 10**9).rgb
@@ -87,9 +88,9 @@ def _steps(data, rounds):
         times["decontaminate"].append(time.perf_counter() - started)
         levels = rendering.alpha_levels(alpha)
         started = time.perf_counter()
-        cutout._png(levels)
+        png.encode(levels)
         times["matte_png"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        cutout._png(cutout._bgra(foreground, levels))
+        png.encode(cutout._rgba(foreground, levels), threads=inference_threads())
         times["cutout_png"].append(time.perf_counter() - started)
     return {step: round(1000 * float(np.median(values)), 1) for step, values in times.items()}
