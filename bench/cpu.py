@@ -8,6 +8,9 @@ CPU of the same photo: Model.infer in this process at one interpreter thread, as
 worker is started for this (INFERENCE_THREADS=1), timed with time.process_time.
 
     outside inference per job = (every tree's CPU delta) / N - raw inference CPU per photo
+
+Beside it, the floor of the stack itself (stack_floor): what Django, DRF and Celery cost
+in the same trees before any of this service's own work.
 """
 
 import os
@@ -87,6 +90,61 @@ def _one_size(client, roots, engine, data, count, idle):
         "idle_background_ms": round(sum(idle.values()) * seconds / count, 1),
         "client_cpu_ms": round(client_cpu * 1000 / count, 1),
     }
+
+
+def stack_floor(service, web, worker, photo, count=200):
+    """CPU ms per request and per task of the cheapest things a job is made of, in the same
+    trees as outside_inference: an authenticated status read (a token lookup, one row or
+    its cached status, a serializer: a submit is a larger request) and a Celery task that
+    does nothing (the built-in `celery.accumulate`, on the light queue: the worker's
+    receipt, its task events and the ack; a job's task also claims, decodes, renders and
+    records). Their sum is less than any job can cost on this stack. `photo`: JPEG bytes."""
+    import celery
+
+    roots = {"web": web.pid, "worker": worker.pid, "redis": service.redis.process.pid}
+    roots["database"] = postmaster_pid(service.postgres.data)
+    headers = {"Authorization": f"Token {service.token}"}
+    with httpx.Client(base_url=web.url, headers=headers, timeout=60) as client:
+        job = _job(client, photo)  # the job whose status is read
+        read = _per_call(roots, count, lambda: client.get(f"/api/v1/jobs/{job['id']}/").raise_for_status())
+    sender = celery.Celery(broker=service.redis.url)  # the service's broker, not this process's settings'
+    with sender.connection_for_write() as connection:
+        producer = sender.amqp.Producer(connection)
+        task = _per_call(
+            roots,
+            count,
+            lambda: sender.send_task("celery.accumulate", queue="light", producer=producer),
+            until=lambda: _drained(connection, "light"),
+        )
+    return {
+        "requests": count,
+        "status_read_ms": read,
+        "empty_task_ms": task,
+        "floor_ms": round(sum(read.values()) + sum(task.values()), 1),
+    }
+
+
+def _per_call(roots, count, call, until=lambda: True):
+    """{tree: CPU ms} per call of `call`, made `count` times, once `until()` holds."""
+    for _ in range(5):  # untimed: buffers and caches of the first calls
+        call()
+    time.sleep(SETTLE_S)
+    before = snapshot(roots)
+    for _ in range(count):
+        call()
+    deadline = time.monotonic() + 60
+    while not until():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the worker did not take the empty tasks within 60 s")
+        time.sleep(0.05)
+    time.sleep(SETTLE_S)  # the tasks the worker prefetched, and their acks
+    return {name: round(ms / count, 2) for name, ms in _delta(before, snapshot(roots)).items()}
+
+
+def _drained(connection, queue):
+    """Whether `queue` holds no message. A declare on Redis only counts them (kombu keeps
+    declarations in the client); a passive one would refuse a queue this client never made."""
+    return connection.default_channel.queue_declare(queue=queue).message_count == 0
 
 
 def _job(client, data):

@@ -34,6 +34,7 @@ def rows(results):
     sections = (
         _overhead,
         _cpu_outside_inference,
+        _stack_floor,
         _cutout,
         _throughput,
         _batching,
@@ -108,6 +109,22 @@ def _cpu_outside_inference(results):
             f"{c['idle_background_ms']} ms; the benchmark's client, not counted, {c['client_cpu_ms']} ms",
             judged,
         )
+
+
+def _stack_floor(results):
+    f, cpu = results.get("stack_floor"), results.get("cpu_outside_inference")
+    if not f or not cpu:  # the floor is read against the 512 px job's raw inference
+        return
+    read, task = f["status_read_ms"], f["empty_task_ms"]
+    raw = cpu["sizes"]["512 px"]["raw_inference_cpu_ms"]
+    yield (
+        f"floor of the stack: an authenticated status read and a Celery task that does nothing "
+        f"({f['requests']} of each; CPU per call, every tree as above)",
+        f"read: web {read['web']}, redis {read['redis']}, database {read['database']} ms; task: worker "
+        f"{task['worker']}, redis {task['redis']} ms; {f['floor_ms']} ms in all = "
+        f"{round(f['floor_ms'] / raw, 2)} × the 512 px raw inference CPU",
+        [],
+    )
 
 
 def _slug(size):

@@ -143,6 +143,7 @@ def _light_models(service, images, results, quick):
     results["cpu_outside_inference"] = cpu.outside_inference(
         service, web, single, cutout.photos(images[0]), counts, idle_seconds=1 if quick else 3
     )
+    results["stack_floor"] = cpu.stack_floor(service, web, single, images[0], count=40 if quick else 200)
     service.stop(single)  # no consuming worker competes with the submissions under load
     service.stop(web)
     # In this process, with nothing of the service running.

@@ -56,6 +56,12 @@ RESULTS = {
             },
         },
     },
+    "stack_floor": {
+        "requests": 200,
+        "status_read_ms": {"web": 1.5, "worker": 0.0, "redis": 0.2, "database": 0.1},
+        "empty_task_ms": {"web": 0.0, "worker": 2.2, "redis": 0.3, "database": 0.0},
+        "floor_ms": 4.3,
+    },
     "batching": {
         "model": "m",
         "threads": 2,
@@ -185,6 +191,14 @@ def test_a_run_without_the_newer_figures_still_makes_its_table():
     table = markdown(old)
     assert "CPU outside inference" not in table and "batching" not in table
     assert [each["name"] for each in targets(old)][:2] == ["overhead_p50_ms/m", "cutout_vs_semantic/12mp"]
+
+
+def test_the_stack_floor_is_a_row_read_against_the_512_px_raw_inference_with_no_target():
+    table = markdown(RESULTS)
+    row = next(line for line in table.splitlines() if line.startswith("| floor of the stack"))
+    assert "read: web 1.5, redis 0.2, database 0.1 ms; task: worker 2.2, redis 0.3 ms" in row
+    assert "4.3 ms in all = 0.11 × the 512 px raw inference CPU" in row  # 4.3 / 40
+    assert row.endswith("|  |  |") and not [each for each in targets(RESULTS) if "floor" in each["name"]]
 
 
 def test_a_batching_run_the_graph_refused_has_no_row_and_no_target():
