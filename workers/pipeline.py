@@ -172,7 +172,7 @@ def segment(rgb, model, options, advance=lambda stage: None, task=None, backgrou
     advance(Job.Stage.RENDERING)
     started = time.monotonic()
     if task == CUTOUT:
-        rendered = cutout.render_cutout(rgb, result, spec, options, background_image, seen.shape[:2])
+        rendered = cutout.render_cutout(rgb, result, spec, options, background_image, seen)
     else:
         rendered = RENDERERS[task](rgb, result, spec.labels, size)
     return rendered, inference_ms, _elapsed_ms(started)

@@ -129,3 +129,47 @@ def test_a_cutout_decontaminates_its_edge_and_follows_the_photo(tmp_path):
     edge = (truth > 0.2) & (truth < 0.8) & (rgba[..., 3] > 25)
     assert photo[edge][:, 1].mean() > 90 and rgba[edge][:, 1].mean() < 60  # no green rim
     assert ((rgba[..., 3] > 0) & (rgba[..., 3] < 255)).mean() > 0.005  # soft, not stairs
+
+
+def test_the_background_starts_from_a_reduced_copy_of_its_size_and_only_then():
+    photo, truth = diagonal_photo(512)
+    own = effects.background_around(photo, truth)
+    blue = np.zeros((128, 128, 3), np.uint8)
+    blue[..., 2] = 255  # not the photo: what background_around makes of it shows it was used
+    given = effects.background_around(photo, truth, reduced=blue)
+    assert given.shape == own.shape == (128, 128, 3)
+    background = cv2.resize(truth, (128, 128), interpolation=cv2.INTER_AREA) < 0.1
+    assert given[background][:, 2].min() > 250 and own[background][:, 2].max() < 60
+    other_size = effects.background_around(photo, truth, reduced=np.zeros((64, 64, 3), np.uint8))
+    assert np.array_equal(other_size, own)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_cutout_hands_the_networks_copy_to_decontamination_only_uncropped(monkeypatch, threads):
+    from django.test import override_settings
+
+    from core.repository import local_specs
+    from workers import cutout
+    from workers.results import SemanticResult
+
+    photo, truth = diagonal_photo(512)
+    seen = np.asarray(cv2.resize(photo, (128, 128), interpolation=cv2.INTER_AREA))
+    class_map = (cv2.resize(truth, (128, 128)) > 0.5).astype(np.uint8) * 15
+    spec = local_specs()["deeplabv3_mnv2_pascal"]
+    handed = []
+    real = effects.decontaminate
+    monkeypatch.setattr(
+        effects, "decontaminate", lambda rgb, alpha, reduced: handed.append(reduced) or real(rgb, alpha)
+    )
+    with override_settings(INFERENCE_THREADS=threads):  # the matte on a second thread, or not
+        whole = cutout.render_cutout(photo, SemanticResult(class_map), spec, {}, seen=seen)
+        cropped = cutout.render_cutout(photo, SemanticResult(class_map), spec, {"crop": True}, seen=seen)
+    assert handed[0] is seen and handed[1] is None
+    import io
+
+    from PIL import Image
+
+    for rendered in (whole, cropped):
+        matte = np.asarray(Image.open(io.BytesIO(rendered.files["matte.png"])))
+        alpha = np.asarray(Image.open(io.BytesIO(rendered.files["cutout.png"])))[..., 3]
+        assert np.array_equal(matte, alpha) and 0.3 < (matte > 127).mean() < 0.9
