@@ -116,8 +116,13 @@ def network_copy(rgb, spec_input):
     where the runtime sizes the photo itself. The network's answer is that coarse anyway."""
     if spec_input.fit == "native":
         return rgb
-    factor = reduction(spec_input, 2 * max(spec_input.width, spec_input.height))(rgb.shape[1], rgb.shape[0])
+    factor = network_reduction(spec_input)(rgb.shape[1], rgb.shape[0])
     return rgb if factor == 1 else np.asarray(Image.fromarray(rgb).reduce(factor))
+
+
+def network_reduction(spec_input):
+    """network_copy's `(width, height) -> k`, for a caller that decodes the copy itself."""
+    return reduction(spec_input, 2 * max(spec_input.width, spec_input.height))
 
 
 def is_elongated(rgb):

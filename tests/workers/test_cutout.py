@@ -228,3 +228,49 @@ def test_a_12_mp_cutout_is_made_at_full_size_from_a_smaller_network_copy(alice, 
     assert large.result["image_size"] == [4032, 3024]
     # The same astronaut: her share of the photo as the 512 px cutout finds it.
     assert abs(large.result["foreground_fraction"] - small.result["foreground_fraction"]) < 0.02
+
+
+def test_a_12_mp_jpegs_network_copy_is_decoded_reduced_while_the_photo_decodes_whole(
+    alice, sent, engines, monkeypatch
+):
+    import threading
+
+    from core.imageio import decode_image
+    from workers import pipeline
+
+    decodes = []  # (reduction factor for the 12 MP photo, thread) of each decode
+
+    def recording(fileobj, max_pixels, reduction=None):
+        decodes.append((reduction(4032, 3024) if reduction else 1, threading.current_thread()))
+        return decode_image(fileobj, max_pixels, reduction)
+
+    monkeypatch.setattr(pipeline, "decode_image", recording)
+    photo = Image.open(io.BytesIO(phone_photo(ASTRONAUT)))
+    as_jpeg = succeeded(alice, "cutout", phone_photo(ASTRONAUT), "phone.jpg", foreground="person")
+    assert [factor for factor, _ in decodes] == [4, 1]  # libjpeg's 1/4 for the network, then whole
+    assert decodes[0][1] is threading.main_thread() and decodes[1][1] is not threading.main_thread()
+    decodes.clear()
+    as_png = succeeded(alice, "cutout", image_bytes(photo, "PNG"), "phone.png", foreground="person")
+    assert [factor for factor, _ in decodes] == [1]  # decoded once, box-reduced by network_copy
+    assert open_output(as_jpeg, "cutout.png").size == (4032, 3024)
+    # The two copies the network saw differ by libjpeg's scaling: the same astronaut.
+    assert abs(as_jpeg.result["foreground_fraction"] - as_png.result["foreground_fraction"]) < 0.01
+
+
+def test_a_whole_decode_that_fails_on_its_thread_fails_the_job_with_its_own_error(
+    alice, sent, engines, monkeypatch
+):
+    from core.imageio import ImageError, decode_image
+    from workers import pipeline
+
+    def whole_fails(fileobj, max_pixels, reduction=None):
+        if reduction is None:
+            raise ImageError("the image could not be decoded: broken data stream")
+        return decode_image(fileobj, max_pixels, reduction)
+
+    monkeypatch.setattr(pipeline, "decode_image", whole_fails)
+    response = submit(alice, "cutout", data=phone_photo(ASTRONAUT), name="phone.jpg", foreground="person")
+    run_job(response.json()["id"], "w@test")
+    job = Job.objects.get(pk=response.json()["id"])
+    assert (job.status, job.error_code) == ("failed", "invalid_image"), job.error_message
+    assert "broken data stream" in job.error_message
