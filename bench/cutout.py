@@ -70,21 +70,21 @@ def _through_service(base_url, token, data, rounds):
 def _steps(data, rounds):
     """Median ms of each of the cutout's own steps, in this process."""
     from core.imageio import decode_image
-    from workers import cutout, effects, png, rendering
+    from workers import cutout, effects, fitting, png, rendering
     from workers.runtimes import inference_threads
 
     model = loaded_model(MODEL)
     rgb = decode_image(io.BytesIO(data), 10**9).rgb
-    height, width = rgb.shape[:2]
-    result = model.infer(rgb, {"class_ids": [model.spec.labels.index("person")]})
-    coarse = effects.coarse_alpha("semantic", result, height, width)
+    seen = fitting.network_copy(rgb, model.spec.input)  # as the worker's network sees it
+    result = model.infer(seen, {"class_ids": [model.spec.labels.index("person")]})
+    coarse = effects.coarse_alpha("semantic", result, *seen.shape[:2])
     times = {"refine": [], "decontaminate": [], "matte_png": [], "cutout_png": []}
     for _ in range(rounds):
         started = time.perf_counter()
         alpha = effects.refine(rgb, coarse, max(model.spec.input.width, model.spec.input.height))
         times["refine"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        foreground = effects.decontaminate(rgb, alpha)
+        foreground = effects.decontaminate(rgb, alpha, reduced=seen)
         times["decontaminate"].append(time.perf_counter() - started)
         levels = rendering.alpha_levels(alpha)
         started = time.perf_counter()
