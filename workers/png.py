@@ -3,7 +3,7 @@
 A 12 MP cutout is 48 MB of RGBA, and its PNG was the cutout's largest cost. Pillow (built
 with zlib-ng) tries every filter on every row: 0.39 s. OpenCV's libpng (SUB filter, stock
 zlib's run-length strategy) took 0.19 s. The same filter and strategy with zlib-ng take
-0.10 s for a file of the same size (7.0 MB), and half that on two threads: bands of rows
+0.11 s for a file of the same size (7.0 MB), and 0.08 s on two threads: bands of rows
 deflated apart and joined into one stream, as pigz does. No PNG library offers that, and
 the rest of the format is four chunks (PNG specification, 3rd edition, sections 5 and 11).
 """
