@@ -87,3 +87,42 @@ def test_a_job_deleted_during_the_wait_is_404(alice, running):
     threading.Timer(0.5, lambda: Job.objects.get(pk=running.pk).delete()).start()
     response, _ = timed_get(alice, running, "?wait=2")
     assert_error(response, 404)
+
+
+def test_waits_in_one_thread_share_one_redis_connection(alice, running, monkeypatch, settings):
+    import redis
+
+    from core.redis_clients import redis_client
+
+    connects = []  # each connection, as the socket it opened says hello to Redis
+    real_hello = redis.connection.AbstractConnection.on_connect_check_health
+    monkeypatch.setattr(
+        redis.connection.AbstractConnection,
+        "on_connect_check_health",
+        lambda self, *args, **kwargs: connects.append(self) or real_hello(self, *args, **kwargs),
+    )
+    waiting._drop_subscriber()  # this thread starts without one
+    response, _ = timed_get(alice, running, "?wait=1")  # takes this thread's connection
+    assert response.status_code == 200 and response.json()["status"] == "running"
+    subscriber = waiting._subscriber()
+    kept, connects[:] = subscriber.connection, []
+    for _ in range(2):
+        response, _ = timed_get(alice, running, "?wait=1")
+        assert response.status_code == 200 and response.json()["status"] == "running"
+    assert waiting._subscriber() is subscriber and subscriber.connection is kept
+    assert not connects  # redis-py's PubSub.close() would have dropped it: a connect per wait
+    # Each wait unsubscribed its job's channel: Redis holds no subscriber for it.
+    assert redis_client(settings.REDIS_URL).pubsub_numsub(waiting.channel(running.pk))[0][1] == 0
+
+
+def test_an_earlier_jobs_announcement_on_the_kept_connection_does_not_end_a_wait(alice, running, settings):
+    from core.redis_clients import redis_client
+
+    earlier = Job.objects.get(pk=submit(alice).json()["id"])
+    subscriber = waiting._subscriber()
+    subscriber.subscribe(waiting.channel(earlier.pk))  # as a wait that ended just as it was announced
+    redis_client(settings.REDIS_URL).publish(waiting.channel(earlier.pk), "failed")
+    started = time.monotonic()
+    waiting.wait_until_finished(running.pk, 0.5)
+    assert time.monotonic() - started >= 0.5  # not woken by the other job
+    subscriber.unsubscribe(waiting.channel(earlier.pk))
