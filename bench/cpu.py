@@ -33,12 +33,7 @@ SETTLE_S = 0.5
 def outside_inference(service, web, worker, photos, counts, idle_seconds=3):
     """{model, threads, idle_ms_per_s, sizes: {size: figures}} for each of `photos`
     ({size: JPEG bytes}), `counts[size]` timed jobs each."""
-    roots = {
-        "web": web.pid,
-        "worker": worker.pid,
-        "database": postmaster_pid(service.postgres.data),
-        "redis": service.redis.process.pid,
-    }
+    roots = process_roots(service, web, worker)
     engine = single_thread_model(MODEL)
     # What the service spends doing nothing (timers, heartbeats, polls), so the figures can
     # say how much of a job's share is only the seconds it took.
@@ -101,8 +96,7 @@ def stack_floor(service, web, worker, photo, count=200):
     records). Their sum is less than any job can cost on this stack. `photo`: JPEG bytes."""
     import celery
 
-    roots = {"web": web.pid, "worker": worker.pid, "redis": service.redis.process.pid}
-    roots["database"] = postmaster_pid(service.postgres.data)
+    roots = process_roots(service, web, worker)
     headers = {"Authorization": f"Token {service.token}"}
     with httpx.Client(base_url=web.url, headers=headers, timeout=60) as client:
         job = _job(client, photo)  # the job whose status is read
@@ -176,6 +170,16 @@ def _raw_cpu_ms(engine, rgb, rounds):
         engine.infer(rgb, {})
         times.append((time.process_time() - started) * 1000)
     return times
+
+
+def process_roots(service, web, worker):
+    """{name: pid} of each process tree the figures count."""
+    return {
+        "web": web.pid,
+        "worker": worker.pid,
+        "database": postmaster_pid(service.postgres.data),
+        "redis": service.redis.process.pid,
+    }
 
 
 def postmaster_pid(data_folder):
